@@ -1,0 +1,150 @@
+"""The control endpoint's wire format, shared by the manager and every client.
+
+Transport: ZeroMQ with CurveZMQ. The manager binds one ROUTER socket; a
+client connects a DEALER socket and sends one JSON object per message
+(a single frame, UTF-8, at most MAX_MESSAGE_BYTES).
+
+    request  {"id": 7, "cmd": "restart", "args": {"units": ["web"]}}
+    reply    {"id": 7, "ok": true, "result": {...}}
+    error    {"id": 7, "ok": false, "error": {"code": "unit-not-found", "message": "..."}}
+    event    {"sub": 3, "seq": 118, "event": "log", ...}
+
+`id` is chosen by the client and echoed in the reply; replies may arrive out
+of order because the manager runs requests concurrently. A request that
+cannot be parsed gets an error reply with `"id": null`. The first request of
+a session should be `hello`, whose result carries PROTOCOL_VERSION.
+
+This module imports nothing else from the manager, so clients can use it
+without pulling in the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# Requests and replies above this size are rejected; log replies are paged
+# to stay below it.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+# Error codes. Clients map them to exit statuses; keep the strings stable.
+BAD_REQUEST = "bad-request"
+UNKNOWN_COMMAND = "unknown-command"
+TOO_LARGE = "too-large"
+UNIT_NOT_FOUND = "unit-not-found"
+UNIT_MASKED = "unit-masked"
+UNIT_BAD = "unit-bad-setting"
+JOB_FAILED = "job-failed"
+NOT_APPLICABLE = "not-applicable"
+REFUSED = "refused"
+INTERNAL = "internal"
+
+ERROR_CODES = frozenset(
+    {
+        BAD_REQUEST,
+        UNKNOWN_COMMAND,
+        TOO_LARGE,
+        UNIT_NOT_FOUND,
+        UNIT_MASKED,
+        UNIT_BAD,
+        JOB_FAILED,
+        NOT_APPLICABLE,
+        REFUSED,
+        INTERNAL,
+    }
+)
+
+
+class ProtocolError(Exception):
+    """A request or reply that breaks the wire format, or a command that failed."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int | str | None
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """Serialise one message; raise ProtocolError(TOO_LARGE) past the size cap."""
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            TOO_LARGE, f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit"
+        )
+    return data
+
+
+def encode_request(request_id: int | str, cmd: str, args: dict[str, Any] | None = None) -> bytes:
+    return encode({"id": request_id, "cmd": cmd, "args": args or {}})
+
+
+def decode_request(data: bytes) -> Request:
+    """Parse a request, raising ProtocolError with the reason for anything malformed."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            TOO_LARGE,
+            f"request of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit",
+        )
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(BAD_REQUEST, f"request is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(BAD_REQUEST, "request must be a JSON object")
+    request_id = obj.get("id")
+    if request_id is not None and not isinstance(request_id, (int, str)):
+        raise ProtocolError(BAD_REQUEST, "request 'id' must be an integer or a string")
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str) or not cmd:
+        raise ProtocolError(BAD_REQUEST, "request needs a 'cmd' string", {"id": request_id})
+    args = obj.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProtocolError(BAD_REQUEST, "request 'args' must be a JSON object", {"id": request_id})
+    return Request(request_id, cmd, args)
+
+
+def reply_ok(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+    return {"id": request_id, "ok": True, "result": result}
+
+
+def reply_error(request_id: Any, code: str, message: str, **details: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"id": request_id, "ok": False, "error": error}
+
+
+def decode_reply(data: bytes) -> dict[str, Any]:
+    """Parse a reply or event from the manager; raise ProtocolError if it is malformed."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(BAD_REQUEST, f"reply is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(BAD_REQUEST, "reply must be a JSON object")
+    return obj
+
+
+def arg_units(args: dict[str, Any], required: bool = True) -> list[str]:
+    """Return the `units` argument as a list of names, checking its type."""
+    units = args.get("units", [])
+    if isinstance(units, str):
+        units = [units]
+    if not isinstance(units, list) or not all(isinstance(u, str) and u for u in units):
+        raise ProtocolError(BAD_REQUEST, "'units' must be a list of unit names")
+    if required and not units:
+        raise ProtocolError(BAD_REQUEST, "this command needs at least one unit name")
+    return units
