@@ -1,0 +1,160 @@
+"""`unitmgr`: run the manager, and the helper commands around it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from unitmgr.manager import paths as paths_module
+from unitmgr.manager.lock import AlreadyRunning, ManagerLock
+
+log = logging.getLogger("unitmgr")
+
+SYSTEMD_USER_DIRS = ("systemd/user",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitmgr",
+        description="A per-user service manager that runs systemd unit files.",
+    )
+    parser.add_argument("--user", action="store_true", help="run the manager for this user (the default)")
+    parser.add_argument("--units", action="append", type=Path, default=[], metavar="DIR",
+                        help="unit directory; repeat for several, the first has the highest priority")
+    parser.add_argument("--listen", action="append", default=[], metavar="ENDPOINT",
+                        help="extra control endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--systemd-dirs", action="store_true",
+                        help="also read ~/.config/systemd/user and the other systemd user unit dirs")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="manager log level (default: info)")
+    sub = parser.add_subparsers(dest="command")
+    verify = sub.add_parser("verify", help="check unit files, systemd-analyze style")
+    verify.add_argument("files", nargs="+", type=Path)
+    endpoint = sub.add_parser("endpoint", help="print the control endpoints and the server key")
+    endpoint.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("bridge", help="copy bytes between stdio and the local control socket (for SSH)")
+    authorize = sub.add_parser("authorize-key", help="add a client public key to authorized_keys")
+    authorize.add_argument("key", nargs="?", default="-", help="Z85 public key, or - to read stdin")
+    authorize.add_argument("--label", default="", help="a comment stored with the key")
+    return parser
+
+
+def unit_dirs(args: argparse.Namespace, paths: paths_module.Paths) -> list[Path]:
+    dirs = [d.resolve() for d in args.units] or paths.default_unit_dirs()
+    if args.systemd_dirs:
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or paths.home / ".config")
+        data = Path(os.environ.get("XDG_DATA_HOME") or paths.home / ".local/share")
+        dirs += [config / "systemd/user", Path("/etc/systemd/user"), data / "systemd/user",
+                 Path("/usr/local/lib/systemd/user"), Path("/usr/lib/systemd/user")]
+    return dirs
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_manager(args: argparse.Namespace) -> int:
+    from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.paths import UnsafeDirectoryError, ensure_private_dir
+    from unitmgr.manager.server import ControlServerError
+
+    setup_logging(args.log_level)
+    paths = paths_module.resolve()
+    try:
+        ensure_private_dir(paths.runtime)
+    except UnsafeDirectoryError as exc:
+        print(f"unitmgr: {exc}", file=sys.stderr)
+        return 1
+    lock = ManagerLock(paths.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        who = f" (pid {exc.pid})" if exc.pid else ""
+        print(f"unitmgr is already running for this user{who}; nothing to do", file=sys.stderr)
+        return 0
+
+    async def main() -> None:
+        manager = Manager(paths, unit_dirs(args, paths), args.listen)
+        await manager.run()
+
+    try:
+        asyncio.run(main())
+    except ControlServerError as exc:
+        print(f"unitmgr: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from unitmgr.units.specifiers import SpecifierContext
+    from unitmgr.units.verify import verify_files
+
+    context = SpecifierContext.from_environment(dict(os.environ))
+    lines, has_errors = verify_files([Path(f) for f in args.files], context)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return 1 if has_errors else 0
+
+
+def run_endpoint(args: argparse.Namespace) -> int:
+    paths = paths_module.resolve()
+    try:
+        data = json.loads(paths.endpoint_file.read_text())
+    except FileNotFoundError:
+        print(f"unitmgr: no manager is running (no {paths.endpoint_file}); start one with: unitmgr --user",
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"unitmgr: could not read {paths.endpoint_file}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for endpoint in data.get("endpoints", []):
+            print(endpoint)
+        print(f"server key: {data.get('server_key', '')}")
+    return 0
+
+
+def run_authorize(args: argparse.Namespace) -> int:
+    from unitmgr.manager.keys import KeyFileError, authorize_key
+
+    text = sys.stdin.read() if args.key == "-" else args.key
+    key = text.strip().split()[0] if text.strip() else ""
+    try:
+        added = authorize_key(paths_module.resolve(), key, args.label)
+    except (KeyFileError, ValueError) as exc:
+        print(f"unitmgr: {exc}", file=sys.stderr)
+        return 1
+    print("key authorized" if added else "key was already authorized")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "verify":
+        return run_verify(args)
+    if args.command == "endpoint":
+        return run_endpoint(args)
+    if args.command == "bridge":
+        from unitmgr.manager.bridge import run_bridge
+
+        return run_bridge(paths_module.resolve())
+    if args.command == "authorize-key":
+        return run_authorize(args)
+    return run_manager(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

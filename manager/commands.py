@@ -1,0 +1,180 @@
+"""The control commands the manager serves; result shapes are in docs/protocol.md."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from unitmgr.manager import protocol
+from unitmgr.manager.protocol import ProtocolError, Request
+from unitmgr.manager.stats import unit_statistics
+from unitmgr.manager.unitbase import UnitRuntime
+
+if TYPE_CHECKING:
+    from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.server import Peer
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_LINES = 100_000
+
+
+def _int_arg(args: dict[str, Any], key: str, default: int, minimum: int = 0) -> int:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+class CommandHandler:
+    def __init__(self, manager: Manager):
+        self.manager = manager
+        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "hello": self.hello,
+            "list": self.list_units,
+            "status": self.status,
+            "start": self.start,
+            "stop": self.stop,
+            "restart": self.restart,
+            "reset-failed": self.reset_failed,
+            "logs": self.logs,
+            "exit": self.exit,
+        }
+
+    async def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
+        command = self.commands.get(request.cmd)
+        if command is None:
+            known = ", ".join(sorted(self.commands))
+            raise ProtocolError(protocol.UNKNOWN_COMMAND, f"unknown command '{request.cmd}'; known commands: {known}")
+        log.debug("command %s from client %s", request.cmd, peer.key[:8])
+        return await command(request.args)
+
+    # -- helpers ----------------------------------------------------------
+
+    def _runtime_for_job(self, name: str) -> UnitRuntime:
+        full = self.manager.resolve(name)
+        if full.split("@", 1)[-1].startswith(".") and "@" in full:
+            raise ProtocolError(
+                protocol.REFUSED,
+                f"Unit {full} is a template; name an instance such as {full.replace('@.', '@NAME.')}",
+            )
+        runtime = self.manager.runtime(full)
+        if runtime is None or runtime.unit.load_state == "not-found":
+            raise ProtocolError(protocol.UNIT_NOT_FOUND, f"Unit {full} not found.", {"unit": full})
+        if runtime.unit.load_state == "masked":
+            raise ProtocolError(protocol.UNIT_MASKED, f"Unit {full} is masked.", {"unit": full})
+        if runtime.unit.load_state != "loaded":
+            reason = runtime.unit.load_error or "see 'unitmgr verify'"
+            raise ProtocolError(
+                protocol.UNIT_BAD, f"Unit {full} has a bad unit file setting: {reason}", {"unit": full}
+            )
+        return runtime
+
+    async def _jobs(self, kind: str, args: dict[str, Any]) -> dict[str, Any]:
+        names = [self._runtime_for_job(n).name for n in protocol.arg_units(args)]
+        run = getattr(self.manager.transactions, kind)
+        task = asyncio.ensure_future(run(names))
+        if args.get("no_block"):
+            return {"jobs": [{"unit": n, "job": kind, "result": "queued"} for n in names]}
+        results = await asyncio.shield(task)
+        return {"jobs": [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]}
+
+    # -- commands ---------------------------------------------------------
+
+    async def hello(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.manager.hello()
+
+    async def list_units(self, args: dict[str, Any]) -> dict[str, Any]:
+        show_all = bool(args.get("all"))
+        states = args.get("states") or []
+        types = args.get("types") or []
+        units = []
+        for name in self.manager.known_names():
+            runtime = self.manager.runtime(name)
+            if runtime is None:
+                continue
+            state = runtime.active_state.value
+            if not show_all and state == "inactive" and runtime.job is None and not states:
+                continue
+            if states and state not in states and runtime.sub_state not in states:
+                continue
+            if types and runtime.unit.kind not in types:
+                continue
+            units.append({
+                "name": name,
+                "load_state": runtime.unit.load_state,
+                "active_state": state,
+                "sub_state": runtime.sub_state,
+                "description": runtime.unit.description,
+                "main_pid": getattr(runtime, "main_pid", 0),
+            })
+        return {"units": units}
+
+    async def status(self, args: dict[str, Any]) -> dict[str, Any]:
+        names = protocol.arg_units(args)
+        lines = _int_arg(args, "lines", 10)
+        result = []
+        for name in names:
+            full = self.manager.resolve(name)
+            runtime = self.manager.runtime(full)
+            if runtime is None:
+                result.append({"name": full, "load_state": "not-found", "active_state": "inactive",
+                               "sub_state": "dead", "description": "", "log": []})
+                continue
+            data = runtime.status()
+            data.update(unit_statistics(runtime.members()))
+            data["enablement"] = self.manager.enablement(full)
+            data["log"] = self._log_records([full], lines, raw=False)
+            data["log_write_errors"] = self.manager.logs.dropped_bytes(full)
+            result.append(data)
+        return {"units": result}
+
+    async def start(self, args: dict[str, Any]) -> dict[str, Any]:
+        return await self._jobs("start", args)
+
+    async def stop(self, args: dict[str, Any]) -> dict[str, Any]:
+        return await self._jobs("stop", args)
+
+    async def restart(self, args: dict[str, Any]) -> dict[str, Any]:
+        return await self._jobs("restart", args)
+
+    async def reset_failed(self, args: dict[str, Any]) -> dict[str, Any]:
+        names = protocol.arg_units(args, required=False)
+        targets = [self.manager.runtime(n) for n in names] if names else list(self.manager.runtimes.values())
+        for runtime in targets:
+            if runtime is not None:
+                runtime.reset_failed()
+        return {}
+
+    async def logs(self, args: dict[str, Any]) -> dict[str, Any]:
+        names = [self.manager.resolve(n) for n in protocol.arg_units(args)]
+        lines = _int_arg(args, "lines", 10)
+        return {"records": self._log_records(names, lines, bool(args.get("raw")))}
+
+    async def exit(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Reply first, then stop: the client is waiting for this answer.
+        self.manager.loop.call_later(0.05, self.manager.request_shutdown)
+        return {"stopping": True}
+
+    def _log_records(self, names: list[str], lines: int, raw: bool) -> list[dict[str, Any]]:
+        limit = min(lines, MAX_LOG_LINES) if lines else MAX_LOG_LINES
+        merged = []
+        for name in names:
+            merged.extend(self.manager.logs.tail(name, limit))
+        merged.sort(key=lambda line: line.time)
+        merged = merged[-limit:]
+        records = []
+        for line in merged:
+            record: dict[str, Any] = {
+                "unit": line.unit, "time": line.time, "stream": line.stream, "pid": line.pid,
+                "text": line.data.decode("utf-8", "replace"),
+            }
+            if line.partial:
+                record["partial"] = True
+            if raw:
+                record["raw"] = base64.b64encode(line.data).decode("ascii")
+            records.append(record)
+        return records

@@ -1,0 +1,212 @@
+"""The manager: one asyncio loop that owns every unit's runtime.
+
+Start-up order: lock (one manager per user), subreaper, keys, unit loading,
+control endpoint, then default.target and what it wants. SIGTERM and SIGINT
+only set an event; the loop then stops every unit in reverse dependency order
+and exits. Nothing here polls: exits come from SIGCHLD, output from readable
+pipes, timers from the loop's scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from unitmgr.manager import reaper as reaper_module
+from unitmgr.manager.environment import build_environment, manager_variables
+from unitmgr.manager.jobs import Transactions, run_unit_job
+from unitmgr.manager.logstore import LogStore
+from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.service import ServiceRuntime
+from unitmgr.manager.unitbase import TargetRuntime, UnitRuntime
+from unitmgr.units.loader import UnitLoader
+from unitmgr.units.model import Unit
+from unitmgr.units.names import complete_name
+from unitmgr.units.specifiers import SpecifierContext
+
+log = logging.getLogger(__name__)
+
+BOOT_TARGET = "default.target"
+
+
+class Manager:
+    def __init__(self, paths: Paths, unit_dirs: list[Path], listen: list[str] | None = None):
+        self.paths = paths
+        self.unit_dirs = unit_dirs
+        self.listen = list(listen or [])
+        # Built inside the running loop (see cli.py), which owns every task and reader.
+        self.loop = asyncio.get_running_loop()
+        self.base_env = dict(os.environ)
+        self.cwd = str(paths.home)
+        self.started_at = time.time()
+        self.runtimes: dict[str, UnitRuntime] = {}
+        self.logs = LogStore(paths.log_dir)
+        self.reaper: reaper_module.Reaper
+        self.transactions = Transactions(self)
+        self.context = SpecifierContext.from_environment(self.base_env)
+        self.loader = UnitLoader(unit_dirs, self.context)
+        self.cycles: list[list[str]] = []
+        self.listeners: list[Callable[[UnitRuntime], None]] = []
+        self.shutdown_requested = asyncio.Event()
+        self.server: Any = None
+        self._manager_vars: dict[str, str] = {}
+
+    # -- unit registry ----------------------------------------------------
+
+    def resolve(self, name: str) -> str:
+        return complete_name(name)
+
+    def load(self, name: str) -> Unit:
+        return self.loader.load(name)
+
+    def runtime(self, name: str) -> UnitRuntime | None:
+        """The runtime of a unit, loading it on first use; None for names that cannot exist."""
+        name = self.resolve(name)
+        runtime = self.runtimes.get(name)
+        if runtime is not None:
+            return runtime
+        unit = self.load(name)
+        if unit.load_state == "not-found" and not unit.diagnostics:
+            return None
+        if unit.kind == "service":
+            runtime = ServiceRuntime(self, unit)
+        else:
+            runtime = TargetRuntime(self, unit)
+        self.runtimes[name] = runtime
+        for diagnostic in unit.diagnostics:
+            log.warning("%s", diagnostic)
+        return runtime
+
+    def known_names(self) -> list[str]:
+        names = set(self.runtimes)
+        names.update(n for n in self.loader.names() if "@." not in n)
+        return sorted(names)
+
+    def enablement(self, name: str) -> str:
+        """systemctl's is-enabled word: a `.wants/` or `.requires/` link makes a unit enabled."""
+        template = name.split("@", 1)[0] + "@." + name.rsplit(".", 1)[-1] if "@" in name else None
+        for directory in self.unit_dirs:
+            try:
+                entries = os.listdir(directory)
+            except OSError:
+                continue
+            for entry in entries:
+                if not entry.endswith((".wants", ".requires")):
+                    continue
+                links = directory / entry
+                if (links / name).exists() or (template and (links / name).is_symlink()):
+                    return "enabled"
+        unit = self.runtimes.get(name)
+        if unit is not None and not unit.unit.settings.get("Install"):
+            return "static"
+        return "disabled"
+
+    # -- hooks used by the runtimes --------------------------------------
+
+    def state_changed(self, runtime: UnitRuntime) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(runtime)
+            except Exception:
+                log.exception("state listener failed for %s", runtime.name)
+
+    def report_cycle(self, cycle: list[str]) -> None:
+        if cycle not in self.cycles:
+            self.cycles.append(cycle)
+
+    async def run_unit_job(self, runtime: UnitRuntime, kind: str, factory: Callable[[], Any]) -> str:
+        return await run_unit_job(runtime, kind, factory)
+
+    def environment_for(self, runtime: ServiceRuntime, main: bool) -> dict[str, str]:
+        extra = {"INVOCATION_ID": runtime.invocation_id}
+        if not main and runtime.main_pid:
+            extra["MAINPID"] = str(runtime.main_pid)
+        return build_environment(self.base_env, self._manager_vars, runtime.unit, extra)
+
+    def evaluate_conditions(self, unit: Unit) -> tuple[str, list[str]] | None:
+        from unitmgr.manager.conditions import evaluate_unit_conditions
+
+        return evaluate_unit_conditions(unit, self.base_env)
+
+    # -- life cycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Everything before the boot target: subreaper, dirs, keys, endpoint."""
+        from unitmgr.manager.commands import CommandHandler
+        from unitmgr.manager.keys import ensure_keys
+        from unitmgr.manager.server import ControlServer
+
+        reaper_module.set_subreaper()
+        self.reaper = reaper_module.Reaper(self.loop)
+        self.reaper.install()
+        ensure_private_dir(self.paths.state)
+        ensure_private_dir(self.paths.log_dir)
+        try:
+            os.chdir(self.cwd)
+        except OSError as exc:
+            log.warning("could not change to the home directory %s: %s", self.cwd, exc)
+            self.cwd = os.getcwd()
+        self._manager_vars = manager_variables(str(self.paths.home), os.environ.get("XDG_RUNTIME_DIR"))
+        keys = ensure_keys(self.paths)
+        handler = CommandHandler(self)
+        self.server = ControlServer(self.paths, keys, handler.handle, self.listen)
+        await self.server.start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self.shutdown_requested.set)
+        log.info("unitmgr started, pid %d, units from %s", os.getpid(),
+                 ", ".join(str(d) for d in self.unit_dirs))
+
+    async def boot(self) -> None:
+        """Start default.target and everything it wants."""
+        results = await self.transactions.start([BOOT_TARGET])
+        failed = sorted(name for name, result in results.items() if result not in ("done", "skipped"))
+        if failed:
+            log.warning("boot finished; failed to start: %s", ", ".join(failed))
+        else:
+            log.info("boot finished; %d units started", len(results))
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        await self.start()
+        boot = asyncio.ensure_future(self.boot())
+        if ready is not None:
+            ready()
+        await self.shutdown_requested.wait()
+        log.info("shutting down: stopping all units")
+        boot.cancel()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        await self.transactions.stop_all()
+        if self.server is not None:
+            await self.server.stop()
+        self.logs.close()
+        self.reaper.uninstall()
+        log.info("unitmgr stopped")
+
+    def request_shutdown(self) -> None:
+        self.shutdown_requested.set()
+
+    # -- identity ---------------------------------------------------------
+
+    def hello(self) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            package_version = version("unitmgr")
+        except PackageNotFoundError:
+            package_version = "unknown"
+        return {
+            "protocol": 1,
+            "version": package_version,
+            "pid": os.getpid(),
+            "user": self._manager_vars.get("USER", ""),
+            "host": socket.gethostname(),
+            "started": self.started_at,
+        }

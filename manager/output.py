@@ -1,0 +1,160 @@
+"""Where a spawned process's stdout and stderr go (StandardOutput=, StandardError=).
+
+`journal` (the default) and its aliases mean a pipe that the manager reads
+and stores in the unit's log. The pipe is read until EOF, not until the
+process exits, so output written just before an exit, or by a grandchild that
+still holds the pipe, is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+
+from unitmgr.manager.logstore import STDERR, STDOUT, UnitLog
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024
+PIPE_SIZE = 1024 * 1024
+F_SETPIPE_SZ = 1031
+
+LOG_TARGETS = {"journal", "kmsg", "journal+console", "kmsg+console", "syslog", "syslog+console"}
+
+
+class PipeReader:
+    """Reads one pipe into a unit's log until EOF."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: UnitLog, stream: int):
+        self.loop = loop
+        self.writer = writer
+        self.stream = stream
+        self.read_fd, self.write_fd = os.pipe()
+        self.pid = 0
+        self.done = loop.create_future()
+        try:
+            # A larger pipe means fewer wake-ups and fewer stalls of a fast writer.
+            fcntl.fcntl(self.read_fd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass
+
+    def start(self, pid: int) -> None:
+        """Begin reading; the caller has passed write_fd to the child, which now holds it."""
+        self.pid = pid
+        os.close(self.write_fd)
+        self.write_fd = -1
+        os.set_blocking(self.read_fd, False)
+        self.loop.add_reader(self.read_fd, self._on_readable)
+
+    def abandon(self) -> None:
+        """Close both ends after a spawn that failed."""
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.read_fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, exc)
+            data = b""
+        if data:
+            self.writer.write(data, self.stream, self.pid)
+            return
+        self.writer.write(b"", self.stream, self.pid, eof=True)
+        self.loop.remove_reader(self.read_fd)
+        os.close(self.read_fd)
+        self.read_fd = -1
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class StdioTargets:
+    """The descriptors for one spawn's stdout and stderr, and the readers behind them."""
+
+    def __init__(self) -> None:
+        self.stdout_fd = -1
+        self.stderr_fd = -1
+        self.readers: list[PipeReader] = []
+        self._opened: list[int] = []
+
+    def started(self, pid: int) -> None:
+        for reader in self.readers:
+            reader.start(pid)
+        self._close_opened()
+
+    def failed(self) -> None:
+        for reader in self.readers:
+            reader.abandon()
+        self._close_opened()
+
+    def _close_opened(self) -> None:
+        for fd in self._opened:
+            os.close(fd)
+        self._opened = []
+
+
+def _open_file_target(spec: str) -> int:
+    kind, _, path = spec.partition(":")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    if kind == "append":
+        flags |= os.O_APPEND
+    elif kind == "truncate":
+        flags |= os.O_TRUNC
+    return os.open(path, flags, 0o644)
+
+
+def open_stdio(
+    loop: asyncio.AbstractEventLoop,
+    writer: UnitLog,
+    stdout_spec: str,
+    stderr_spec: str,
+) -> StdioTargets:
+    """Open the descriptors for StandardOutput=/StandardError=; raise OSError naming the file."""
+    targets = StdioTargets()
+    try:
+        targets.stdout_fd = _target_fd(loop, writer, stdout_spec, STDOUT, targets)
+        if stderr_spec == "inherit":
+            targets.stderr_fd = targets.stdout_fd
+        else:
+            targets.stderr_fd = _target_fd(loop, writer, stderr_spec, STDERR, targets)
+    except OSError:
+        targets.failed()
+        raise
+    return targets
+
+
+def _target_fd(
+    loop: asyncio.AbstractEventLoop, writer: UnitLog, spec: str, stream: int, targets: StdioTargets
+) -> int:
+    if spec in ("", "inherit") or spec in LOG_TARGETS:
+        if spec == "inherit" and stream == STDOUT:
+            # StandardOutput=inherit means stdin's target, which is /dev/null here.
+            return _devnull(targets)
+        reader = PipeReader(loop, writer, stream)
+        targets.readers.append(reader)
+        return reader.write_fd
+    if spec == "null":
+        return _devnull(targets)
+    if spec.startswith(("file:", "append:", "truncate:")):
+        fd = _open_file_target(spec)
+        targets._opened.append(fd)
+        return fd
+    # Unsupported targets (tty, socket, fd:NAME) fall back to the log.
+    # TODO: StandardOutput=tty, socket and fd:NAME.
+    reader = PipeReader(loop, writer, stream)
+    targets.readers.append(reader)
+    return reader.write_fd
+
+
+def _devnull(targets: StdioTargets) -> int:
+    fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    targets._opened.append(fd)
+    return fd

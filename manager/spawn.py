@@ -1,0 +1,160 @@
+"""Starting a unit's processes.
+
+Every process starts in a new session, with stdin from /dev/null, stdout and
+stderr on the descriptors the caller gives, the default disposition for every
+signal (SIGPIPE ignored when IgnoreSIGPIPE=yes, as systemd does) and an empty
+signal mask. `os.posix_spawn` is the fast path. When the unit needs an
+attribute posix_spawn cannot set (working directory, umask, rlimits, nice),
+the spawn goes through `exechelper.py`, which applies them and then execs.
+Neither path uses fork() in this multi-threaded process, and neither leaves a
+Popen object whose cleanup could steal an exit status from the reaper.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELPER = str(Path(__file__).with_name("exechelper.py"))
+
+# Signals whose disposition is reset to the default in the child. SIGKILL and
+# SIGSTOP cannot be changed and posix_spawn rejects them.
+_RESETTABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+class SpawnError(Exception):
+    """The program could not be started; `exit_code` is systemd's code for the failed step."""
+
+    def __init__(self, message: str, exit_code: int, errno: int = 0):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.errno = errno
+
+
+@dataclass
+class SpawnSpec:
+    path: str
+    argv: list[str]
+    env: dict[str, str]
+    stdout_fd: int
+    stderr_fd: int
+    cwd: str | None = None
+    cwd_optional: bool = False
+    umask: int | None = None
+    nice: int | None = None
+    # RLIMIT_* attribute name -> (soft, hard); None means infinity.
+    rlimits: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    ignore_sigpipe: bool = True
+    # Descriptors passed as 3, 4, ... (socket activation).
+    pass_fds: list[int] = field(default_factory=list)
+
+    def needs_helper(self, manager_cwd: str) -> bool:
+        return bool(
+            (self.cwd and self.cwd != manager_cwd)
+            or self.umask is not None
+            or self.nice is not None
+            or self.rlimits
+        )
+
+
+@dataclass
+class Spawned:
+    pid: int
+    # Read end of the helper's status pipe: EOF means the exec succeeded,
+    # data means a setup step failed. None on the posix_spawn path, where
+    # exec failures raise at once.
+    status_fd: int | None
+
+
+def _file_actions(spec: SpawnSpec, devnull: int, extra: list[int]) -> list[tuple]:
+    actions: list[tuple] = [
+        (os.POSIX_SPAWN_DUP2, devnull, 0),
+        (os.POSIX_SPAWN_DUP2, spec.stdout_fd, 1),
+        (os.POSIX_SPAWN_DUP2, spec.stderr_fd, 2),
+    ]
+    for index, fd in enumerate([*spec.pass_fds, *extra]):
+        actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + index))
+    return actions
+
+
+def _sigdef(spec: SpawnSpec) -> frozenset[int]:
+    if spec.ignore_sigpipe:
+        return _RESETTABLE - {signal.SIGPIPE}
+    return _RESETTABLE
+
+
+def _ensure_sigpipe_ignored() -> None:
+    # A signal that is ignored in the parent stays ignored across exec unless
+    # reset; Python ignores SIGPIPE at start-up, and IgnoreSIGPIPE=yes relies on that.
+    if signal.getsignal(signal.SIGPIPE) != signal.SIG_IGN:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
+def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
+    """Start `spec`'s program and return its pid; raise SpawnError if it cannot run at all."""
+    _ensure_sigpipe_ignored()
+    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if spec.needs_helper(manager_cwd):
+            return _spawn_with_helper(spec, devnull)
+        try:
+            pid = os.posix_spawn(
+                spec.path,
+                spec.argv,
+                spec.env,
+                file_actions=_file_actions(spec, devnull, []),
+                setsid=True,
+                setsigmask=(),
+                setsigdef=_sigdef(spec),
+            )
+        except OSError as exc:
+            raise SpawnError(f"could not execute {spec.path}: {exc.strerror}", 203, exc.errno) from None
+        return Spawned(pid, None)
+    finally:
+        os.close(devnull)
+
+
+def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
+    status_read, status_write = os.pipe()
+    status_fd_in_child = 3 + len(spec.pass_fds)
+    helper_spec = {
+        "path": spec.path,
+        "argv": spec.argv,
+        "env": spec.env,
+        "cwd": spec.cwd,
+        "cwd_optional": spec.cwd_optional,
+        "umask": spec.umask,
+        "nice": spec.nice,
+        "rlimits": spec.rlimits,
+        "status_fd": status_fd_in_child,
+    }
+    try:
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-I", "-S", HELPER, json.dumps(helper_spec)],
+            {},
+            file_actions=_file_actions(spec, devnull, [status_write]),
+            setsid=True,
+            setsigmask=(),
+            setsigdef=_sigdef(spec),
+        )
+    except OSError as exc:
+        os.close(status_read)
+        raise SpawnError(f"could not start the exec helper: {exc.strerror}", 203, exc.errno) from None
+    finally:
+        os.close(status_write)
+    return Spawned(pid, status_read)
+
+
+def parse_helper_status(data: bytes) -> tuple[int, str]:
+    """Turn the helper's status message into (systemd exit code, readable reason)."""
+    text = data.decode("utf-8", "replace")
+    parts = text.split(" ", 3)
+    if len(parts) < 4 or not parts[0].isdigit():
+        return 203, text or "unknown failure"
+    code, step, _errno, reason = parts
+    return int(code), f"{step}: {reason}"
