@@ -64,6 +64,7 @@ def setup_logging(level: str) -> None:
 
 def run_manager(args: argparse.Namespace) -> int:
     from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.keys import KeyFileError
     from unitmgr.manager.paths import UnsafeDirectoryError, ensure_private_dir
     from unitmgr.manager.server import ControlServerError
 
@@ -88,7 +89,7 @@ def run_manager(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except ControlServerError as exc:
+    except (ControlServerError, KeyFileError, UnsafeDirectoryError) as exc:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -130,10 +131,11 @@ def run_endpoint(args: argparse.Namespace) -> int:
 def run_authorize(args: argparse.Namespace) -> int:
     from unitmgr.manager.keys import KeyFileError, authorize_key
 
+    from unitmgr.manager.keys import parse_public_key_text
+
     text = sys.stdin.read() if args.key == "-" else args.key
-    key = text.strip().split()[0] if text.strip() else ""
     try:
-        added = authorize_key(paths_module.resolve(), key, args.label)
+        added = authorize_key(paths_module.resolve(), parse_public_key_text(text), args.label)
     except (KeyFileError, ValueError) as exc:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1

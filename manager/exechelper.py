@@ -15,6 +15,7 @@ O_CLOEXEC and the manager reads EOF.
 import json
 import os
 import resource
+import signal
 import sys
 
 EXIT_CHDIR = 200
@@ -60,6 +61,10 @@ def apply(spec: dict, status_fd: int) -> None:
             fail(status_fd, EXIT_NICE, "setpriority", exc)
     if spec.get("umask") is not None:
         os.umask(spec["umask"])
+    # Python ignores SIGXFSZ and SIGPIPE at start-up, and ignored signals
+    # survive exec: give the program the dispositions the unit asks for.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN if spec.get("ignore_sigpipe", True) else signal.SIG_DFL)
 
 
 def main() -> None:

@@ -362,7 +362,7 @@ class ServiceRuntime(UnitRuntime):
             stdout_fd=stdio.stdout_fd, stderr_fd=stdio.stderr_fd,
             cwd=cwd, cwd_optional=cwd_optional,
             umask=self.setting("UMask"), nice=self.setting("Nice"), rlimits=rlimits,
-            ignore_sigpipe=bool(self.unit.get("Service", "IgnoreSIGPIPE")),
+            ignore_sigpipe=self.setting("IgnoreSIGPIPE") is not False,
         )
 
     def _working_directory(self) -> tuple[str | None, bool]:

@@ -130,6 +130,7 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         "umask": spec.umask,
         "nice": spec.nice,
         "rlimits": spec.rlimits,
+        "ignore_sigpipe": spec.ignore_sigpipe,
         "status_fd": status_fd_in_child,
     }
     try:

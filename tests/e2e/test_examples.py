@@ -7,7 +7,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from conftest import wait_for, web_port
+from support import wait_for, web_port
 
 
 def http_ok(port: int) -> bool:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import zmq
-from conftest import wait_for, write_unit
+from support import wait_for, write_unit
 
 STUBBORN = """\
 [Unit]

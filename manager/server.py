@@ -1,0 +1,297 @@
+"""The manager's control endpoint: one ZeroMQ ROUTER socket with CURVE, served
+from the manager's asyncio loop.
+
+Every request runs as its own task, so a slow command never delays another
+one. The handler is called as
+
+    result = await handler(request, peer)
+
+with a `protocol.Request` and a `Peer` (the client's Z85 public key and its
+ROUTER routing id). It returns the result dict, or raises
+`protocol.ProtocolError` for an error reply. Any other exception is logged
+with its traceback and the client gets an `internal` error without it.
+
+While serving, the server writes the endpoints and its public key to the
+endpoint file (`Paths.endpoint_file`, mode 0600) for clients:
+
+    {"endpoints": ["ipc:///run/user/1000/unitmgr/control.sock", "tcp://127.0.0.1:5555"],
+     "server_key": "<Z85 public key>", "pid": 1234, "protocol": 1}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from unitmgr.manager import protocol
+from unitmgr.manager.keys import KeyMaterial, write_atomic
+from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.zap import ZapAuthenticator
+
+log = logging.getLogger(__name__)
+
+# Maximum unix socket path length: sizeof(sun_path) on Linux minus the final NUL.
+MAX_SOCKET_PATH = 107
+
+
+class ControlServerError(Exception):
+    """The control endpoint cannot start (bind failed, another manager, bad address)."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The client behind a request."""
+
+    key: str  # the client's CURVE public key, Z85
+    identity: bytes  # ROUTER routing id, the address for events sent later
+
+
+Handler = Callable[[protocol.Request, Peer], Awaitable[dict[str, Any]]]
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    return host == "::1" or host == "localhost" or host.startswith("127.")
+
+
+def check_listen_endpoint(endpoint: str) -> None:
+    """Raise ControlServerError for an endpoint that is not tcp://HOST:PORT or ipc://PATH."""
+    if endpoint.startswith("ipc://") and len(endpoint) > len("ipc://"):
+        return
+    if endpoint.startswith("tcp://") and ":" in endpoint[len("tcp://"):]:
+        return
+    raise ControlServerError(
+        f"invalid listen endpoint {endpoint!r}; use tcp://127.0.0.1:PORT, tcp://[::1]:PORT "
+        "or ipc:///PATH"
+    )
+
+
+class ControlServer:
+    def __init__(
+        self,
+        paths: Paths,
+        keys: KeyMaterial,
+        handler: Handler,
+        listen: Iterable[str] = (),
+        *,
+        max_message_bytes: int = protocol.MAX_MESSAGE_BYTES,
+    ):
+        self.paths = paths
+        self.keys = keys
+        self.handler = handler
+        self.listen = list(listen)
+        self.max_message_bytes = max_message_bytes
+        self._context: zmq.asyncio.Context | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._zap: ZapAuthenticator | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
+        self._bound: list[str] = []
+        # TODO: event streams (subscriptions keyed by Peer.identity and a publish()
+        # that sends {"sub", "seq", "event", ...} to one client) are not built yet.
+
+    @property
+    def bound_endpoints(self) -> list[str]:
+        """The endpoints bound, with tcp port 0 replaced by the port the kernel chose."""
+        return list(self._bound)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        for endpoint in self.listen:
+            check_listen_endpoint(endpoint)
+        ensure_private_dir(self.paths.runtime)
+        self._remove_stale_socket()
+        self._context = zmq.asyncio.Context()
+        # The ZAP handler must be bound before the ROUTER: without one, libzmq
+        # accepts every CURVE client.
+        self._zap = ZapAuthenticator(self._context, self.paths.authorized_keys)
+        self._zap.start()
+        try:
+            self._socket = self._make_socket()
+            for endpoint in [self.paths.control_endpoint, *self.listen]:
+                self._bind(endpoint)
+            self._write_endpoint_file()
+        except BaseException:
+            await self.stop()
+            raise
+        self._receiver = asyncio.get_running_loop().create_task(self._receive(), name="control")
+        log.info("control endpoint listening on %s", " ".join(self._bound))
+
+    async def stop(self) -> None:
+        """Stop serving, cancel running requests, remove the socket and endpoint files."""
+        tasks = [t for t in [self._receiver, *self._requests] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._receiver = None
+        self._requests.clear()
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._zap is not None:
+            await self._zap.stop()
+            self._zap = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        if self._bound:
+            self.paths.control_socket.unlink(missing_ok=True)
+            self.paths.endpoint_file.unlink(missing_ok=True)
+        self._bound = []
+
+    def _make_socket(self) -> zmq.asyncio.Socket:
+        assert self._context is not None
+        sock = self._context.socket(zmq.ROUTER)
+        sock.linger = 0
+        sock.ipv6 = True
+        sock.curve_server = True
+        sock.curve_secretkey = self.keys.server.secret
+        sock.curve_publickey = self.keys.server.public
+        sock.zap_domain = b"unitmgr"
+        # Requests up to twice the limit get a too-large reply; above that libzmq
+        # drops the connection before buffering the whole message.
+        sock.maxmsgsize = 2 * self.max_message_bytes
+        return sock
+
+    def _bind(self, endpoint: str) -> None:
+        assert self._socket is not None
+        if endpoint.startswith("ipc://") and len(endpoint[6:].encode()) > MAX_SOCKET_PATH:
+            raise ControlServerError(
+                f"socket path {endpoint[6:]} is longer than {MAX_SOCKET_PATH} bytes; "
+                "set UNITMGR_RUNTIME_DIR to a shorter directory"
+            )
+        if not is_loopback_endpoint(endpoint):
+            log.warning("control endpoint %s is reachable from other hosts; "
+                        "only CURVE keys in authorized_keys protect it", endpoint)
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            raise ControlServerError(f"cannot listen on {endpoint}: {exc.strerror}") from None
+        self._bound.append(self._socket.last_endpoint.decode())
+
+    def _remove_stale_socket(self) -> None:
+        """Remove a control socket left by a manager that died, refusing to remove a live one."""
+        path = self.paths.control_socket
+        if not path.exists():
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            log.info("removing stale control socket %s", path)
+            path.unlink(missing_ok=True)
+            return
+        except OSError as exc:
+            raise ControlServerError(f"cannot check control socket {path}: {exc}") from None
+        finally:
+            probe.close()
+        raise ControlServerError(f"another manager is listening on {path}")
+
+    def _write_endpoint_file(self) -> None:
+        info = {
+            "endpoints": self._bound,
+            "server_key": self.keys.server.public.decode(),
+            "pid": os.getpid(),
+            "protocol": protocol.PROTOCOL_VERSION,
+        }
+        write_atomic(self.paths.endpoint_file, json.dumps(info, indent=2) + "\n", 0o600)
+
+    # -- serving ---------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        assert self._socket is not None
+        while True:
+            try:
+                frames = await self._socket.recv_multipart(copy=False)
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.ETERM:
+                    return
+                log.error("control endpoint: receive failed: %s; still serving", exc)
+                continue
+            await self._dispatch(frames)
+
+    async def _dispatch(self, frames: list[zmq.Frame]) -> None:
+        """Start a task for one request, or reply at once to a multi-frame message."""
+        identity = frames[0].bytes
+        try:
+            key = frames[-1].get("User-Id")
+        except zmq.ZMQError:
+            key = ""  # no ZAP metadata: our ZAP handler sets User-Id on every accepted client
+        peer = Peer(key=key, identity=identity)
+        if len(frames) != 2:
+            log.debug("rejected a request of %d frames from client %s…", len(frames) - 1,
+                      key[:8])
+            await self._send(peer, protocol.reply_error(
+                None, protocol.BAD_REQUEST,
+                f"a request is one message frame, got {len(frames) - 1}"))
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(peer, frames[1].bytes))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _serve(self, peer: Peer, data: bytes) -> None:
+        request_id: Any = None
+        try:
+            if len(data) > self.max_message_bytes:
+                raise protocol.ProtocolError(
+                    protocol.TOO_LARGE,
+                    f"request of {len(data)} bytes exceeds the {self.max_message_bytes} byte limit",
+                )
+            request = protocol.decode_request(data)
+            request_id = request.id
+            result = await self.handler(request, peer)
+            if not isinstance(result, dict):
+                raise TypeError(f"handler returned {type(result).__name__}, not a dict")
+            reply = protocol.reply_ok(request_id, result)
+        except protocol.ProtocolError as exc:
+            details = dict(exc.details)
+            # decode_request puts the id of a request it rejects into the details.
+            detail_id = details.pop("id", None)
+            if request_id is None:
+                request_id = detail_id
+            log.debug("request id=%r from client %s… failed: %s: %s",
+                      request_id, peer.key[:8], exc.code, exc.message)
+            reply = protocol.reply_error(request_id, exc.code, exc.message)
+            if details:
+                reply["error"]["details"] = details
+        except Exception:
+            log.exception("request failed: client=%s… request=%r", peer.key[:8], data[:200])
+            reply = protocol.reply_error(request_id, protocol.INTERNAL,
+                                         "internal error in the manager; see its log")
+        await self._send(peer, reply)
+
+    async def _send(self, peer: Peer, reply: dict[str, Any]) -> None:
+        if self._socket is None:
+            return
+        try:
+            data = protocol.encode(reply)
+            if len(data) > self.max_message_bytes:
+                raise protocol.ProtocolError(protocol.TOO_LARGE, "reply too large")
+        except protocol.ProtocolError:
+            log.warning("reply to request id=%r exceeds the %d byte limit; sent too-large",
+                        reply.get("id"), self.max_message_bytes)
+            data = protocol.encode(protocol.reply_error(
+                reply.get("id"), protocol.TOO_LARGE,
+                f"the reply exceeds the {self.max_message_bytes} byte limit"))
+        except (TypeError, ValueError):
+            log.exception("cannot encode reply to request id=%r", reply.get("id"))
+            data = protocol.encode(protocol.reply_error(
+                reply.get("id"), protocol.INTERNAL, "internal error in the manager; see its log"))
+        # Without ROUTER_MANDATORY a ROUTER send does not block; libzmq drops a
+        # message to a peer that has disconnected.
+        try:
+            await self._socket.send_multipart([peer.identity, data])
+        except zmq.ZMQError as exc:
+            log.warning("cannot send reply to request id=%r to client %s…: %s",
+                        reply.get("id"), peer.key[:8], exc)

@@ -1,0 +1,189 @@
+"""`unitsh`: the command-line entry point.
+
+    unitsh                    interactive shell (stdin and stdout are a terminal)
+    unitsh -c "CMD[; CMD]"    run commands and exit with systemctl's status
+    ... | unitsh              run commands from stdin, one per line
+
+The `-c` and stdin paths import neither prompt_toolkit nor asyncio nor
+paramiko, because one-shot commands pay for every import at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from unitmgr.manager import paths as pathmod
+from unitmgr.shell import exitcodes, helptext
+from unitmgr.shell.commands import COMMANDS
+from unitmgr.shell.context import Context
+from unitmgr.shell.render import Output
+from unitmgr.shell.session import Session
+
+if TYPE_CHECKING:
+    from unitmgr.shell.client import Client
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """\
+The shell of unitmgr. Without -c, and with stdin and stdout on a terminal,
+unitsh opens an interactive shell; with stdin not a terminal it reads
+commands from stdin, one per line ('#' starts a comment)."""
+
+_MODES = """\
+Several commands ('-c "stop web; start web"', or one per line on stdin) run
+in order even when one fails; the exit status is that of the last command
+that failed, or 0. 'exit' skips the commands after it. With --json, every
+command prints exactly one JSON object on one line of stdout: its result, or
+{"error": {"code": ..., "message": ...}}."""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid timeout '{text}': use seconds above 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    epilog = "\n".join([
+        *helptext.overview(COMMANDS), "", _MODES, "",
+        "Exit status (as systemctl):", exitcodes.help_text()])
+    parser = argparse.ArgumentParser(
+        prog="unitsh", description=_DESCRIPTION, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("hosts", nargs="*", metavar="HOST",
+                        help="[user@]host[:port] to control through SSH (not supported yet)")
+    parser.add_argument("-c", dest="command", metavar="CMD",
+                        help="run CMD (several separated by ';') and exit")
+    parser.add_argument("--json", action="store_true",
+                        help="print each result as one JSON object per line")
+    parser.add_argument("--endpoint", metavar="ENDPOINT",
+                        help="connect to this ZeroMQ endpoint (tcp://HOST:PORT) without SSH; "
+                             "needs --server-key")
+    parser.add_argument("--server-key", metavar="KEY",
+                        help="the manager's public key (Z85, 40 characters), as printed by "
+                             "'unitmgr endpoint --json'")
+    parser.add_argument("--accept-new-host-key", action="store_true",
+                        help="SSH: accept and remember an unknown host key")
+    parser.add_argument("--authorize", action="store_true",
+                        help="SSH: add the local client key to the host's authorized_keys")
+    parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
+                        help="how long to wait for the manager to answer (default 5)")
+    return parser
+
+
+def _check_endpoint(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    if options.server_key and not options.endpoint:
+        parser.error("--server-key needs --endpoint")
+    if not options.endpoint:
+        return
+    if not options.server_key:
+        parser.error("--endpoint needs --server-key KEY (see 'unitmgr endpoint --json')")
+    if not options.endpoint.startswith(("tcp://", "ipc://")):
+        parser.error(f"invalid --endpoint '{options.endpoint}': use tcp://HOST:PORT "
+                     "or ipc://PATH")
+    from unitmgr.manager.keys import parse_key
+
+    try:
+        options.server_key = parse_key(options.server_key)
+    except ValueError as exc:
+        parser.error(f"invalid --server-key: {exc}")
+
+
+def _endpoint_connector(endpoint: str, server_key: bytes, paths: pathmod.Paths,
+                        timeout: float) -> Callable[[], Client]:
+    def connect() -> Client:
+        from unitmgr.manager.keys import KeyFileError, load_client_keys
+        from unitmgr.shell.client import Client, ClientError
+
+        try:
+            pair = load_client_keys(paths)
+        except (KeyFileError, OSError) as exc:
+            raise ClientError(
+                "unauthorized", f"cannot read the local client key in {paths.keys}: {exc}; "
+                "run 'unitmgr --user' once to create it") from None
+        return Client(endpoint, server_key, pair.public, pair.secret, timeout=timeout)
+
+    return connect
+
+
+def _local_connector(paths: pathmod.Paths, timeout: float) -> Callable[[], Client]:
+    def connect() -> Client:
+        from unitmgr.manager.keys import KeyFileError
+        from unitmgr.shell.client import Client, ClientError
+
+        try:
+            return Client.local(paths, timeout=timeout)
+        except KeyFileError as exc:
+            raise ClientError("unauthorized", f"cannot use the local client key: {exc}",
+                              ) from None
+
+    return connect
+
+
+def endpoint_label(endpoint: str) -> str:
+    """Return the host of tcp://HOST:PORT (for the prompt), or the endpoint itself."""
+    if endpoint.startswith("tcp://"):
+        host = endpoint[len("tcp://"):].rpartition(":")[0]
+        return host.strip("[]") or endpoint
+    return endpoint
+
+
+def wants_color(stream: object) -> bool:
+    """Colour only for a terminal, and never when NO_COLOR is set and non-empty."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        options = parser.parse_args(argv)
+        _check_endpoint(parser, options)
+    except SystemExit as exc:  # argparse has printed help or the usage error
+        return exc.code if isinstance(exc.code, int) else exitcodes.USAGE
+    if options.hosts:
+        print(f"unitsh: remote hosts are not supported yet ({', '.join(options.hosts)}); "
+              "use --endpoint tcp://HOST:PORT --server-key KEY for a manager started "
+              "with --listen", file=sys.stderr)
+        return exitcodes.FAILURE
+
+    paths = pathmod.resolve()
+    if options.endpoint:
+        session = Session(_endpoint_connector(options.endpoint, options.server_key, paths,
+                                              options.timeout),
+                          label=endpoint_label(options.endpoint))
+    else:
+        session = Session(_local_connector(paths, options.timeout))
+    ctx = Context(Output(color=wants_color(sys.stdout)), session, json=options.json)
+    try:
+        return _run_mode(ctx, options, paths)
+    except KeyboardInterrupt:
+        return 130  # as a shell reports a command ended by SIGINT
+    finally:
+        session.close()
+
+
+def _run_mode(ctx: Context, options: argparse.Namespace, paths: pathmod.Paths) -> int:
+    from unitmgr.shell import runner
+
+    if options.command is not None:
+        return runner.run_text(ctx, options.command)
+    if not sys.stdin.isatty():
+        return runner.run_lines(ctx, sys.stdin)
+    from unitmgr.shell.interactive import run_interactive
+
+    ctx.interactive = True
+    return run_interactive(ctx, paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

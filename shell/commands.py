@@ -1,0 +1,264 @@
+"""The registry of unitsh commands: every command is declared here once.
+
+Parsing (`commandspec.parse_words`), `help`, completion and the generated
+documentation all read `COMMANDS`. A command either sends one control
+command (`control`, with arguments from `build_args`) and shows the result
+with `show`, or runs in the shell itself (`run_local`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from unitmgr.shell import exitcodes, render
+from unitmgr.shell.commandspec import (
+    Command,
+    Invocation,
+    NotAvailableError,
+    Option,
+    Positional,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from unitmgr.shell.context import Context
+
+# A start, stop or restart replies only when its jobs end, and a unit's
+# TimeoutStartSec= and TimeoutStopSec= default to 90 s each.
+JOB_TIMEOUT = 600.0
+
+# Values `list --state=` accepts: load, active and sub states.
+UNIT_STATES = (
+    "loaded", "not-found", "bad-setting", "error", "masked",
+    "active", "reloading", "inactive", "failed", "activating", "deactivating", "maintenance",
+    "running", "exited", "dead", "condition", "start-pre", "start", "start-post",
+    "auto-restart", "reload", "stop", "stop-sigterm", "stop-sigkill", "stop-post",
+    "final-sigterm", "final-sigkill", "cleaning",
+)
+
+
+class ShellExit(Exception):
+    """Raised by `exit` to end the shell or the script."""
+
+
+# -- option value parsers ------------------------------------------------------
+
+def _line_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid line count '{text}': use a whole number, 0 or more (0 means all)")
+    return value
+
+
+def _state_list(text: str) -> list[str]:
+    states = [part.strip() for part in text.split(",") if part.strip()]
+    for state in states:
+        if state not in UNIT_STATES:
+            raise argparse.ArgumentTypeError(
+                f"unknown state '{state}'; use one of: {', '.join(UNIT_STATES)}")
+    return states
+
+
+# -- arguments sent to the manager ---------------------------------------------
+
+def _list_args(inv: Invocation) -> dict[str, Any]:
+    states = [state for group in inv.option("state") or [] for state in group]
+    if inv.option("failed"):
+        states.append("failed")
+    args: dict[str, Any] = {"all": bool(inv.option("all"))}
+    if states:
+        args["states"] = states
+    return args
+
+
+def _status_args(inv: Invocation) -> dict[str, Any]:
+    lines = inv.option("lines")
+    return {"units": inv.args, "lines": 10 if lines is None else lines}
+
+
+def _state_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args, "lines": 0}
+
+
+def _job_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args, "no_block": bool(inv.option("no_block"))}
+
+
+def _logs_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args, "lines": inv.option("lines") or 0,
+            "raw": inv.option("output") == "raw"}
+
+
+# -- showing results -----------------------------------------------------------
+
+def _show_status(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    has_log = any(unit.get("log") for unit in result.get("units", []))
+    render.status(ctx.out, result, ctx.session.host if has_log else "")
+
+
+def _show_list(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    render.unit_list(ctx.out, result, show_all=bool(inv.option("all")))
+
+
+def _show_logs(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    mode = inv.option("output") or "short"
+    records = result.get("records", [])
+    host = ctx.session.host if mode.startswith("short") and records else ""
+    render.logs(ctx.out, records, mode, host)
+
+
+def _show_jobs(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    failed = [job["unit"] for job in result.get("jobs", [])
+              if job.get("result") == "failed" and job.get("unit")]
+    unit_results = _unit_results(ctx, failed) if failed else {}
+    render.jobs(ctx.out, result, unit_results)
+
+
+def _unit_results(ctx: Context, units: list[str]) -> dict[str, str]:
+    """Ask for the Result= of failed units, to say why their jobs failed."""
+    from unitmgr.shell.client import ClientError, RemoteError
+
+    try:
+        status = ctx.session.request("status", {"units": units, "lines": 0})
+    except (ClientError, RemoteError):
+        return {}  # the generic "Job for X failed." still reports the failure
+    return {unit["name"]: unit.get("result", "") for unit in status.get("units", [])}
+
+
+def _show_states(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    if not inv.option("quiet"):
+        render.unit_states(ctx.out, result)
+
+
+# -- exit statuses -------------------------------------------------------------
+
+def _status_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    """The first non-zero per-unit status: 4 not found, 3 not active, else 0."""
+    for unit in result.get("units", []):
+        if render.is_missing(unit):
+            return exitcodes.NO_SUCH_UNIT
+        if unit.get("active_state") not in ("active", "reloading"):
+            return exitcodes.NOT_ACTIVE
+    return exitcodes.SUCCESS
+
+
+def _is_active_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    states = {unit.get("active_state") for unit in result.get("units", [])}
+    return exitcodes.SUCCESS if states & {"active", "reloading"} else exitcodes.NOT_ACTIVE
+
+
+def _is_failed_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    states = {unit.get("active_state") for unit in result.get("units", [])}
+    return exitcodes.SUCCESS if "failed" in states else exitcodes.FAILURE
+
+
+def _jobs_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    ok = all(job.get("result") in render.JOB_SUCCESS for job in result.get("jobs", []))
+    return exitcodes.SUCCESS if ok else exitcodes.FAILURE
+
+
+# -- commands the shell runs itself --------------------------------------------
+
+def _run_help(ctx: Context, inv: Invocation) -> int:
+    from unitmgr.shell import helptext
+
+    if inv.args:
+        command = REGISTRY.get(inv.args[0])
+        if command is None:
+            raise UsageError(f"help: unknown command '{inv.args[0]}'; "
+                             "run 'help' to list the commands")
+        lines = helptext.command_help(command)
+    else:
+        lines = helptext.overview(COMMANDS)
+    if ctx.json:
+        render.json_object(ctx.out, helptext.as_json(COMMANDS, inv.args))
+    else:
+        for text in lines:
+            ctx.out.line(text)
+    return exitcodes.SUCCESS
+
+
+def _run_exit(ctx: Context, inv: Invocation) -> int:
+    raise ShellExit()
+
+
+# -- the registry --------------------------------------------------------------
+
+_UNITS_REQUIRED = Positional("UNIT", "+", complete="units")
+_NO_BLOCK = Option(("--no-block",), "no_block",
+                   "return once the jobs are queued, without waiting for them to finish")
+_QUIET = Option(("-q", "--quiet"), "quiet", "print nothing; only the exit status tells")
+
+
+def _job_command(name: str, summary: str) -> Command:
+    return Command(
+        name, summary, positional=_UNITS_REQUIRED, options=(_NO_BLOCK,), control=name,
+        build_args=_job_args, show=_show_jobs, exit_status=_jobs_exit,
+        not_found_status=exitcodes.NOT_INSTALLED, timeout=JOB_TIMEOUT,
+        description="Silent on success. A failed job is reported on stderr with "
+                    "where to look next.")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "list", "list units and their states", aliases=("list-units",),
+        options=(
+            Option(("-a", "--all"), "all", "include inactive units"),
+            Option(("--failed",), "failed", "only failed units (as --state=failed)"),
+            Option(("--state",), "state", "only units in these load, active or sub states",
+                   metavar="STATE[,STATE...]", parse=_state_list, repeat=True),
+        ),
+        control="list", build_args=_list_args, show=_show_list),
+    Command(
+        "status", "show the state, processes and latest log lines of units",
+        positional=Positional("UNIT", "*", complete="units"),
+        options=(Option(("-n", "--lines"), "lines", "how many log lines to show (default 10)",
+                        metavar="N", parse=_line_count),),
+        control="status", build_args=_status_args, show=_show_status,
+        exit_status=_status_exit, not_found_status=exitcodes.NO_SUCH_UNIT),
+    _job_command("start", "start units and wait until they are started"),
+    _job_command("stop", "stop units and wait until they are stopped"),
+    _job_command("restart", "stop and start units (start them if they are not running)"),
+    Command(
+        "is-active", "print whether units are active; exit 0 if any is",
+        positional=_UNITS_REQUIRED, options=(_QUIET,), control="status",
+        build_args=_state_args, show=_show_states, exit_status=_is_active_exit,
+        not_found_status=exitcodes.NOT_ACTIVE),
+    Command(
+        "is-failed", "print whether units are failed; exit 0 if any is",
+        positional=_UNITS_REQUIRED, options=(_QUIET,), control="status",
+        build_args=_state_args, show=_show_states, exit_status=_is_failed_exit),
+    Command(
+        "logs", "show the output of units, oldest first (as journalctl -u)",
+        positional=_UNITS_REQUIRED,
+        options=(
+            Option(("-n", "--lines"), "lines", "show only the last N lines (default: all)",
+                   metavar="N", parse=_line_count),
+            Option(("-o", "--output"), "output", "output format", metavar="FORMAT",
+                   choices=render.LOG_FORMATS, default="short"),
+            Option(("-f", "--follow"), "follow", "keep printing new lines as they arrive",
+                   unavailable="-f (follow) is not available yet; "
+                               "use 'logs -n N UNIT' to see the latest lines"),
+        ),
+        control="logs", build_args=_logs_args, show=_show_logs,
+        description="Formats: short (journalctl's default), short-precise (with "
+                    "microseconds), cat (text only), json (one object per line), raw "
+                    "(the exact bytes the unit wrote)."),
+    Command(
+        "help", "list the commands, or describe one",
+        positional=Positional("COMMAND", "?", complete="commands"), run_local=_run_help),
+    Command(
+        "exit", "leave the shell (in a script: skip the remaining commands)",
+        run_local=_run_exit,
+        # TODO: `exit` should also stop the manager, as `systemctl --user exit` does.
+        description="Stopping the manager with 'exit' is not available yet."),
+)
+
+REGISTRY: dict[str, Command] = {word: command for command in COMMANDS for word in command.words}
+
+__all__ = ["COMMANDS", "REGISTRY", "ShellExit", "NotAvailableError", "UsageError"]

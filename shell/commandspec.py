@@ -1,0 +1,150 @@
+"""The shape of a shell command, and parsing its words into an Invocation.
+
+A `Command` declares everything about one shell command once: its words,
+arguments, options, help, the control command it sends, how its result is
+shown and which exit status it gives. `commands.py` holds the registry;
+parsing, help, completion and documentation are derived from it here and in
+`helptext.py` and `completion.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitmgr.shell.context import Context
+
+
+class UsageError(Exception):
+    """Invalid command words; the message names the command and the problem."""
+
+    status = 2  # the exit status, as for any invalid command line
+
+
+class NotAvailableError(UsageError):
+    """A command or option that is declared but not implemented yet."""
+
+    status = 1
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]  # e.g. ("-n", "--lines")
+    dest: str
+    help: str
+    metavar: str = ""  # empty for a flag that takes no value
+    choices: tuple[str, ...] = ()
+    parse: Callable[[str], Any] | None = None  # converts a value; raises ArgumentTypeError
+    default: Any = None
+    repeat: bool = False  # the option may be given several times; values are collected
+    unavailable: str = ""  # non-empty while the option is not implemented: the message
+
+    @property
+    def takes_value(self) -> bool:
+        return bool(self.metavar)
+
+
+@dataclass(frozen=True)
+class Positional:
+    metavar: str  # "UNIT", "COMMAND"
+    arity: str  # "?", "*" or "+", as argparse's nargs
+    complete: str = ""  # "units" or "commands": what completion offers
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One parsed command: its Command, positional words and option values."""
+
+    command: Command
+    args: list[str]
+    options: dict[str, Any]
+
+    def option(self, dest: str) -> Any:
+        return self.options.get(dest)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    positional: Positional | None = None
+    options: tuple[Option, ...] = ()
+    aliases: tuple[str, ...] = ()
+    control: str = ""  # the control command sent; empty for a command the shell runs itself
+    build_args: Callable[[Invocation], dict[str, Any]] | None = None
+    show: Callable[[Context, Invocation, dict[str, Any]], None] | None = None
+    exit_status: Callable[[Invocation, dict[str, Any]], int] | None = None
+    run_local: Callable[[Context, Invocation], int] | None = None
+    not_found_status: int = 1  # exit status when the manager replies unit-not-found
+    timeout: float | None = None  # reply timeout in seconds; None for the client's default
+    description: str = ""  # extra paragraphs for `help CMD`
+    parser_cache: dict[str, argparse.ArgumentParser] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError in place of printing and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message or 'invalid arguments'}")
+
+
+def build_parser(command: Command) -> argparse.ArgumentParser:
+    """Return (and cache) the argparse parser for one command."""
+    cached = command.parser_cache.get("parser")
+    if cached is not None:
+        return cached
+    parser = _Parser(prog=command.name, add_help=False, allow_abbrev=False)
+    if command.positional:
+        parser.add_argument("args", nargs=command.positional.arity,
+                            metavar=command.positional.metavar)
+    for option in command.options:
+        kwargs: dict[str, Any] = {"dest": option.dest, "help": option.help}
+        if not option.takes_value:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(metavar=option.metavar, default=option.default)
+            if option.parse:
+                kwargs["type"] = option.parse
+            if option.choices:
+                kwargs["choices"] = option.choices
+            if option.repeat:
+                kwargs["action"] = "append"
+        parser.add_argument(*option.flags, **kwargs)
+    command.parser_cache["parser"] = parser
+    return parser
+
+
+def parse_words(registry: dict[str, Command], words: list[str]) -> Invocation:
+    """Parse one command's words (`["logs", "-n", "5", "web"]`) into an Invocation.
+
+    `CMD -h` and `CMD --help` become `help CMD`.
+    """
+    if not words:
+        raise UsageError("empty command")
+    command = registry.get(words[0])
+    if command is None:
+        raise UsageError(f"unknown command '{words[0]}'; run 'help' to list the commands")
+    if "-h" in words[1:] or "--help" in words[1:]:
+        return Invocation(registry["help"], [command.name], {})
+    namespace = build_parser(command).parse_args(words[1:])
+    values = vars(namespace)
+    args = values.pop("args", None)
+    if args is None:
+        args = []
+    elif isinstance(args, str):
+        args = [args]
+    for option in command.options:
+        if option.unavailable and values.get(option.dest) not in (None, False, option.default):
+            raise NotAvailableError(f"{command.name}: {option.unavailable}")
+    return Invocation(command, list(args), values)

@@ -1,0 +1,152 @@
+"""Running shell commands: splitting text into commands, sending them, and
+turning results and errors into output and exit statuses."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from unitmgr.manager import protocol
+from unitmgr.shell import exitcodes, render
+from unitmgr.shell.commands import REGISTRY, ShellExit
+from unitmgr.shell.commandspec import Invocation, UsageError, parse_words
+from unitmgr.shell.context import Context
+
+if TYPE_CHECKING:
+    from unitmgr.shell.client import ClientError, RemoteError
+
+log = logging.getLogger(__name__)
+
+
+def split_commands(text: str) -> list[list[str]]:
+    """Split one line into commands at `;`, each as a list of words (shell quoting,
+    `#` starts a comment)."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";")
+    lexer.whitespace_split = True
+    groups: list[list[str]] = [[]]
+    try:
+        for token in lexer:
+            # NOTE: a quoted ";" alone cannot be told from a separator; no unit
+            # name or option value is ever just ";".
+            if token and set(token) == {";"}:
+                groups.append([])
+            else:
+                groups[-1].append(token)
+    except ValueError as exc:
+        raise UsageError(f"cannot parse {text.strip()!r}: {exc}") from None
+    return [group for group in groups if group]
+
+
+def parse_line(text: str) -> list[Invocation]:
+    return [parse_words(REGISTRY, words) for words in split_commands(text)]
+
+
+def run(ctx: Context, inv: Invocation) -> int:
+    """Run one command and return its exit status.
+
+    Raises ClientError when the manager cannot be reached (the caller decides
+    whether to go on) and ShellExit for `exit`.
+    """
+    from unitmgr.shell.client import RemoteError
+
+    command = inv.command
+    if command.run_local is not None:
+        try:
+            return command.run_local(ctx, inv)
+        except UsageError as err:  # e.g. `help nosuchcommand`
+            return report_usage_error(ctx, err)
+    assert command.build_args is not None and command.show is not None
+    try:
+        result = ctx.session.request(command.control, command.build_args(inv),
+                                     timeout=command.timeout)
+    except RemoteError as err:
+        return report_remote_error(ctx, inv, err)
+    if ctx.json:
+        render.json_object(ctx.out, result)
+    else:
+        command.show(ctx, inv, result)
+    return command.exit_status(inv, result) if command.exit_status else exitcodes.SUCCESS
+
+
+def _json_error(ctx: Context, code: str, message: str, details: dict[str, Any] | None = None,
+                ) -> None:
+    if ctx.json:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        render.json_object(ctx.out, {"error": error})
+
+
+def report_remote_error(ctx: Context, inv: Invocation, err: RemoteError) -> int:
+    """Print an error reply as systemctl would and return the command's status for it."""
+    _json_error(ctx, err.code, err.message, err.details)
+    if err.code in (protocol.UNIT_NOT_FOUND, protocol.UNIT_MASKED):
+        ctx.out.error(render.visible(err.message))  # "Unit web.service not found."
+    else:
+        ctx.out.error(f"{inv.command.name}: {render.visible(err.message)}")
+    if err.code == protocol.UNIT_NOT_FOUND:
+        return inv.command.not_found_status
+    return exitcodes.FAILURE
+
+
+def report_client_error(ctx: Context, err: ClientError) -> int:
+    _json_error(ctx, err.kind, str(err))
+    ctx.out.error(f"unitsh: {err}")
+    return exitcodes.FAILURE
+
+
+def report_usage_error(ctx: Context, err: UsageError, where: str = "") -> int:
+    _json_error(ctx, "usage", str(err))
+    ctx.out.error(f"unitsh: {where}{err}")
+    return err.status
+
+
+def run_all(ctx: Context, invocations: Iterable[Invocation], statuses: list[int]) -> bool:
+    """Run commands in order, appending each exit status to `statuses`.
+
+    Return False when the rest of the input must be skipped: after `exit`, or
+    when the manager cannot be reached (every later command would wait for
+    the same timeout).
+    """
+    from unitmgr.shell.client import ClientError
+
+    for inv in invocations:
+        try:
+            statuses.append(run(ctx, inv))
+        except ShellExit:
+            return False
+        except ClientError as err:
+            statuses.append(report_client_error(ctx, err))
+            return False
+    return True
+
+
+def run_text(ctx: Context, text: str) -> int:
+    """Run `unitsh -c TEXT`: every command is parsed before any runs, so a typo
+    in the last command leaves the manager untouched."""
+    try:
+        invocations = [inv for line in text.splitlines() for inv in parse_line(line)]
+    except UsageError as err:
+        return report_usage_error(ctx, err)
+    statuses: list[int] = []
+    run_all(ctx, invocations, statuses)
+    return exitcodes.combine(statuses)
+
+
+def run_lines(ctx: Context, lines: Iterable[str]) -> int:
+    """Run commands read line by line (stdin that is not a terminal).
+
+    A line with a usage error is reported with its number and skipped.
+    """
+    statuses: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            invocations = parse_line(line)
+        except UsageError as err:
+            statuses.append(report_usage_error(ctx, err, where=f"line {number}: "))
+            continue
+        if not run_all(ctx, invocations, statuses):
+            break
+    return exitcodes.combine(statuses)

@@ -1,0 +1,121 @@
+"""`unitsh` as a separate process: imports, no manager, and a fake manager
+answering over real CurveZMQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shellfixtures import NOW, unit_status
+from unitmgr.manager import keys
+
+HEAVY_MODULES = ("prompt_toolkit", "asyncio", "paramiko")
+
+
+def run_unitsh(args, env_extra, stdin=None, timeout=20):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UNITMGR_", "XDG_"))}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "unitmgr.shell.cli", *args], input=stdin, env=env,
+        capture_output=True, text=True, timeout=timeout)
+
+
+def test_module_runs_as_script():
+    # `python -m unitmgr.shell.cli` is how these tests start unitsh.
+    result = run_unitsh(["--help"], {})
+    assert result.returncode == 0
+    assert "Exit status (as systemctl):" in result.stdout
+    assert "  5  start, stop, restart: a unit does not exist" in result.stdout
+
+
+def test_no_manager_reported_quickly(tmp_path: Path):
+    started = time.monotonic()
+    result = run_unitsh(["-c", "status web"], {"UNITMGR_HOME": str(tmp_path)})
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert "unitmgr --user" in result.stderr
+    assert result.stdout == ""
+    assert elapsed < 2.0, f"took {elapsed:.2f} s"
+
+
+def test_remote_host_not_supported_yet(tmp_path: Path):
+    result = run_unitsh(["-c", "status", "alice@build-3"], {"UNITMGR_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert "remote hosts are not supported yet (alice@build-3)" in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path):
+    env = {"UNITMGR_HOME": str(tmp_path)}
+    assert run_unitsh(["-c", "start"], env).returncode == 2
+    result = run_unitsh(["--endpoint", "tcp://127.0.0.1:1"], env)
+    assert result.returncode == 2
+    assert "--endpoint needs --server-key" in result.stderr
+    result = run_unitsh(["--endpoint", "tcp://127.0.0.1:1", "--server-key", "short"], env)
+    assert result.returncode == 2
+    assert "invalid --server-key" in result.stderr
+
+
+def test_c_path_imports_no_heavy_modules(fake_manager):
+    fake_manager.replies["status"] = {"units": [unit_status()]}
+    code = (
+        "import sys\n"
+        "from unitmgr.shell.cli import main\n"
+        "status = main(['-c', 'status web; list'])\n"
+        f"print('LOADED', [m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+        "sys.exit(status)\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("UNITMGR_")},
+           **fake_manager.env()}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert "● web.service - Example web server" in result.stdout
+    assert result.stdout.splitlines()[-1] == "LOADED []"
+
+
+def test_status_through_real_client(fake_manager):
+    fake_manager.replies["status"] = {"units": [unit_status(state_change_time=NOW)]}
+    result = run_unitsh(["-c", "status web"], fake_manager.env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "● web.service - Example web server"
+    assert lines[2].startswith("     Active: active (running) since Fri 2026-12-04 20:00:06 UTC;")
+    assert lines[-1] == ("Dec 04 20:00:01 build-3 web.service[1234]: "
+                         "Serving HTTP on 127.0.0.1 port 8000")
+    sent = fake_manager.requests[0]
+    assert (sent["cmd"], sent["args"]) == ("status", {"units": ["web"], "lines": 10})
+
+
+def test_is_active_and_unknown_unit_exit_codes(fake_manager):
+    fake_manager.replies["status"] = {"units": [unit_status(active_state="inactive")]}
+    result = run_unitsh(["-c", "is-active web"], fake_manager.env())
+    assert (result.returncode, result.stdout) == (3, "inactive\n")
+    fake_manager.replies["restart"] = ("error", "unit-not-found", "Unit nope.service not found.")
+    result = run_unitsh(["-c", "restart nope"], fake_manager.env())
+    assert (result.returncode, result.stderr) == (5, "Unit nope.service not found.\n")
+
+
+def test_json_and_stdin_commands(fake_manager):
+    fake_manager.replies["list"] = {"units": [
+        {"name": "web.service", "load_state": "loaded", "active_state": "active",
+         "sub_state": "running", "description": "Example web server", "main_pid": 1234}]}
+    script = "# check the units\nlist --all\nlist\n"
+    result = run_unitsh(["--json"], fake_manager.env(), stdin=script)
+    assert result.returncode == 0, result.stderr
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(objects) == 2
+    assert objects[0]["units"][0]["main_pid"] == 1234
+    assert [r["args"] for r in fake_manager.requests] == [{"all": True}, {"all": False}]
+
+
+def test_endpoint_and_server_key(fake_manager):
+    endpoint = fake_manager.bind_tcp()
+    server_key = keys.load_server_public(fake_manager.paths).decode()
+    fake_manager.replies["list"] = {"units": []}
+    result = run_unitsh(["--endpoint", endpoint, "--server-key", server_key, "-c", "list"],
+                        fake_manager.env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("0 loaded units listed.")

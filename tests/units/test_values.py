@@ -1,0 +1,128 @@
+import math
+import signal
+
+import pytest
+
+from unitmgr.units.model import ExitStatusSet, RLimit
+from unitmgr.units.values import (
+    UnitValueError,
+    parse_bool,
+    parse_exit_status_set,
+    parse_mode,
+    parse_nice,
+    parse_rlimit,
+    parse_signal,
+    parse_size,
+    parse_size_or_percent,
+    parse_timespan,
+)
+
+
+@pytest.mark.parametrize("text", ["1", "yes", "Y", "true", "t", "ON"])
+def test_bool_true_words(text):
+    assert parse_bool(text) is True
+
+
+@pytest.mark.parametrize("text", ["0", "no", "n", "FALSE", "f", "off"])
+def test_bool_false_words(text):
+    assert parse_bool(text) is False
+
+
+@pytest.mark.parametrize("text", ["enabled", "maybe", ""])
+def test_bool_rejects_other_words(text):
+    with pytest.raises(UnitValueError, match="boolean"):
+        parse_bool(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5", 5), ("1min 30s", 90), ("1h30m", 5400), ("55s500ms", 55.5), ("2 h", 7200),
+     ("1.5s", 1.5), ("0.5h", 1800), ("100us", 0.0001), ("1d", 86400), ("1w", 604800),
+     ("1M", 2629800), ("1y", 31557600), ("5min 20s", 320)],
+)
+def test_timespan_values(text, seconds):
+    assert parse_timespan(text) == pytest.approx(seconds)
+
+
+def test_timespan_infinity():
+    assert parse_timespan("infinity") == math.inf
+
+
+@pytest.mark.parametrize("text", ["garbage", "5 parsecs", "", "1x", "-5"])
+def test_timespan_rejects_garbage(text):
+    with pytest.raises(UnitValueError, match="Failed to parse sec value"):
+        parse_timespan(text)
+
+
+def test_sizes_are_1024_based():
+    assert parse_size("512") == 512
+    assert parse_size("1K") == 1024
+    assert parse_size("4G") == 4 << 30
+    assert parse_size("1.5G") == int(1.5 * (1 << 30))
+    assert parse_size("infinity") is None
+
+
+def test_size_percent():
+    assert parse_size_or_percent("50%") == 0.5
+    with pytest.raises(UnitValueError):
+        parse_size_or_percent("150%")
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("SIGTERM", 15), ("TERM", 15), ("9", 9), ("SIGRTMIN+3", signal.SIGRTMIN + 3),
+     ("RTMIN+3", signal.SIGRTMIN + 3), ("SIGKILL", 9), ("HUP", 1)],
+)
+def test_signal_forms(text, number):
+    assert parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["SIGFOO", "0", "999", "RTMIN+999"])
+def test_signal_rejects_unknown(text):
+    with pytest.raises(UnitValueError, match="signal"):
+        parse_signal(text)
+
+
+def test_exit_status_set_mixes_codes_names_signals():
+    result = parse_exit_status_set("TEMPFAIL 250 SIGKILL TERM")
+    assert result == ExitStatusSet(frozenset({75, 250}), frozenset({9, 15}))
+
+
+@pytest.mark.parametrize("text", ["999", "FOO"])
+def test_exit_status_rejects_bad_words(text):
+    with pytest.raises(UnitValueError):
+        parse_exit_status_set(text)
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [("LimitNOFILE", "1024:4096", RLimit(1024, 4096)),
+     ("LimitNOFILE", "4096", RLimit(4096, 4096)),
+     ("LimitNOFILE", "infinity", RLimit(None, None)),
+     ("LimitNOFILE", "1024:infinity", RLimit(1024, None)),
+     ("LimitAS", "4G:16G", RLimit(4 << 30, 16 << 30)),
+     ("LimitCPU", "10min", RLimit(600, 600)),
+     ("LimitCPU", "1.5", RLimit(2, 2)),
+     ("LimitRTTIME", "50ms", RLimit(50000, 50000)),
+     ("LimitRTTIME", "100", RLimit(100, 100)),
+     ("LimitNICE", "-5", RLimit(25, 25)),
+     ("LimitNICE", "+19", RLimit(1, 1)),
+     ("LimitNICE", "30", RLimit(30, 30))],
+)
+def test_rlimit_forms(key, text, expected):
+    assert parse_rlimit(key, text) == expected
+
+
+@pytest.mark.parametrize("text", ["4096:1024", "infinity:524288", "a:b", "1:2:3", ""])
+def test_rlimit_rejects_bad_pairs(text):
+    with pytest.raises(UnitValueError):
+        parse_rlimit("LimitNOFILE", text)
+
+
+def test_umask_and_nice():
+    assert parse_mode("0077") == 0o077
+    assert parse_nice("-20") == -20
+    with pytest.raises(UnitValueError, match="out of range"):
+        parse_nice("25")
+    with pytest.raises(UnitValueError):
+        parse_mode("999")

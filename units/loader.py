@@ -1,0 +1,293 @@
+"""Finding and loading units along a search path: fragments, templates, drop-ins, aliases, masks.
+
+Only reads files. The search path is a list of directories, highest
+priority first; the first directory that has a unit's file name wins, while
+drop-ins and `.wants/`/`.requires/` entries are merged from all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unitmgr.units import names
+from unitmgr.units.assign import UnitAssigner
+from unitmgr.units.builtin import BUILTIN_PATH_PREFIX, BUILTIN_UNITS
+from unitmgr.units.directives import SECTIONS_BY_TYPE
+from unitmgr.units.model import Diagnostic, Unit
+from unitmgr.units.specifiers import SpecifierContext
+from unitmgr.units.syntax import lex
+from unitmgr.units.validate import check_unit
+
+log = logging.getLogger(__name__)
+
+DEV_NULL = "/dev/null"
+
+
+def build_unit(
+    name: str,
+    fragment: tuple[str, str] | None,
+    dropins: list[tuple[str, str]],
+    context: SpecifierContext,
+) -> Unit:
+    """Parse a fragment `(path, text)` and its drop-ins into a Unit named `name`."""
+    kind = names.unit_type(name)
+    unit = Unit(name=name, kind=kind, fragment_path=fragment[0] if fragment else None)
+    unit.dropin_paths = [path for path, _ in dropins]
+    sections = SECTIONS_BY_TYPE.get(kind, ("Unit", "Install"))
+    assigner = UnitAssigner(unit, context)
+    for path, text in ([fragment] if fragment else []) + dropins:
+        result = lex(text, path, sections)
+        unit.diagnostics.extend(result.diagnostics)
+        if result.fatal:
+            unit.diagnostics.append(result.fatal)
+            return _refuse(unit, str(result.fatal))
+        for section, keys in result.extra_sections.items():
+            stored = unit.settings.setdefault(section, {})
+            for key, values in keys.items():
+                stored.setdefault(key, []).extend(values)
+        for item in result.assignments:
+            assigner.apply(item)
+
+    errors = unit.errors
+    if errors:
+        return _refuse(unit, str(errors[0]))
+    problem = check_unit(unit)
+    if problem:
+        where = fragment[0] if fragment else name
+        unit.diagnostics.append(Diagnostic(where, 0, "", "", problem, "error"))
+        return _refuse(unit, f"{name}: {problem}")
+    return unit
+
+
+def _refuse(unit: Unit, reason: str) -> Unit:
+    unit.load_state = "bad-setting"
+    unit.load_error = reason
+    return unit
+
+
+@dataclass
+class _DirectoryIndex:
+    """The entries of one search directory, read once."""
+
+    path: Path
+    entries: set[str] = field(default_factory=set)
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", "replace")
+
+
+def _is_mask(path: Path) -> bool:
+    """Return whether `path` masks a unit: a link to /dev/null or an empty file."""
+    try:
+        if path.is_symlink() and os.path.realpath(path) == DEV_NULL:
+            return True
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+class UnitLoader:
+    """Loads units by name from `search_path`, caching the results until `invalidate()`."""
+
+    def __init__(self, search_path: list[Path], context: SpecifierContext) -> None:
+        self.search_path = [Path(p) for p in search_path]
+        self.context = context
+        self._cache: dict[str, Unit] = {}
+        self._index: list[_DirectoryIndex] | None = None
+
+    def invalidate(self) -> None:
+        """Drop every cached unit and directory listing (daemon-reload)."""
+        self._cache.clear()
+        self._index = None
+
+    # -- Directory scanning -----------------------------------------------------
+
+    def _directories(self) -> list[_DirectoryIndex]:
+        if self._index is None:
+            self._index = []
+            for directory in self.search_path:
+                try:
+                    entries = set(os.listdir(directory))
+                except OSError:
+                    continue
+                self._index.append(_DirectoryIndex(directory, entries))
+        return self._index
+
+    def names(self) -> list[str]:
+        """Return every unit file name in the search path (templates included) and the built-ins."""
+        found: set[str] = set(BUILTIN_UNITS)
+        for directory in self._directories():
+            found.update(e for e in directory.entries if names.is_valid_name(e))
+        return sorted(found)
+
+    def _find_file(self, name: str) -> Path | None:
+        for directory in self._directories():
+            if name in directory.entries:
+                candidate = directory.path / name
+                if candidate.is_file() or _is_mask(candidate) or candidate.is_symlink():
+                    return candidate
+        return None
+
+    def _alias_target(self, link: Path) -> str | None:
+        """Return the unit name `link` aliases, or None for a linked unit file or no link."""
+        if not link.is_symlink():
+            return None
+        target = os.readlink(link)
+        target_name = os.path.basename(target)
+        if target_name == link.name or not names.is_valid_name(target_name):
+            return None
+        resolved = os.path.realpath(link.parent / target)
+        in_search_path = any(
+            os.path.dirname(resolved) == os.path.realpath(d.path) for d in self._directories()
+        )
+        return target_name if ("/" not in target or in_search_path) else None
+
+    # -- Loading ----------------------------------------------------------------
+
+    def load(self, name: str) -> Unit:
+        """Return the unit `name`; never raises for a bad or missing unit."""
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        unit = self._load_uncached(name, seen=set())
+        self._cache[name] = unit
+        return unit
+
+    def _load_uncached(self, name: str, seen: set[str]) -> Unit:
+        if not names.is_valid_name(name):
+            return Unit(name=name, kind=names.unit_type(name), load_state="error",
+                        load_error=f"Invalid unit name '{name}'; write a full name such as "
+                                   "web.service or worker@1.service")
+        seen.add(name)
+        path = self._find_file(name)
+        template = names.template_of(name)
+        if path is None and template:
+            path = self._find_file(template)
+        if path is not None:
+            if _is_mask(path):
+                return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
+                            load_state="masked", load_error=f"Unit {name} is masked.")
+            alias = self._alias_target(path)
+            if alias is not None and alias not in seen:
+                return self._load_alias(name, alias, template, seen)
+        return self._load_fragment(name, path)
+
+    def _load_alias(self, name: str, alias: str, template: str | None, seen: set[str]) -> Unit:
+        # An instance of an aliased template is the same instance of the target template.
+        real = alias
+        if template and names.is_template(alias):
+            real = names.instance_name(alias, names.split_name(name)[1] or "")
+        unit = self.load(real) if real not in seen else self._load_uncached(real, seen)
+        if name not in unit.aliases:
+            unit.aliases.append(name)
+        return unit
+
+    def _load_fragment(self, name: str, path: Path | None) -> Unit:
+        fragment: tuple[str, str] | None = None
+        if path is not None:
+            try:
+                fragment = (str(path), _read_text(path))
+            except OSError as error:
+                return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
+                            load_state="error",
+                            load_error=f"Failed to read {path}: {error.strerror}")
+        elif name in BUILTIN_UNITS:
+            fragment = (BUILTIN_PATH_PREFIX + name, BUILTIN_UNITS[name])
+        else:
+            return Unit(name=name, kind=names.unit_type(name), load_state="not-found",
+                        load_error=f"Unit {name} not found.")
+        unit = build_unit(name, fragment, self._dropins(name), self.context)
+        unit.extra_wants = self._dependency_entries(name, ".wants")
+        unit.extra_requires = self._dependency_entries(name, ".requires")
+        return unit
+
+    # -- Drop-ins and .wants/.requires ------------------------------------------
+
+    def _dropin_names(self, name: str) -> list[str]:
+        """Return the unit names whose `.d/` folders apply to `name`, most specific first."""
+        prefix, instance, kind = names.split_name(name)
+        candidates = [name]
+        if instance:
+            candidates.append(f"{prefix}@.{kind}")
+        stem = prefix
+        while "-" in stem.rstrip("-"):
+            stem = stem.rstrip("-").rsplit("-", 1)[0] + "-"
+            candidates.append(f"{stem}.{kind}")
+        candidates.append(kind)
+        return candidates
+
+    def _dropins(self, name: str) -> list[tuple[str, str]]:
+        chosen: dict[str, Path] = {}
+        for directory in self._directories():
+            for candidate in self._dropin_names(name):
+                folder = candidate + ".d"
+                if folder not in directory.entries:
+                    continue
+                try:
+                    files = sorted(os.listdir(directory.path / folder))
+                except OSError:
+                    continue
+                for file_name in files:
+                    if file_name.endswith(".conf") and file_name not in chosen:
+                        chosen[file_name] = directory.path / folder / file_name
+        result = []
+        for file_name in sorted(chosen):
+            path = chosen[file_name]
+            if _is_mask(path):
+                continue
+            try:
+                result.append((str(path), _read_text(path)))
+            except OSError as error:
+                log.warning("read: %s (skipped drop-in: %s)", path, error.strerror)
+        return result
+
+    def _dependency_entries(self, name: str, suffix: str) -> list[str]:
+        instance = names.split_name(name)[1]
+        folders = [name + suffix]
+        template = names.template_of(name)
+        if template:
+            folders.append(template + suffix)
+        found: list[str] = []
+        for directory in self._directories():
+            for folder in folders:
+                if folder not in directory.entries:
+                    continue
+                try:
+                    entries = sorted(os.listdir(directory.path / folder))
+                except OSError:
+                    continue
+                for entry in entries:
+                    if not names.is_valid_name(entry):
+                        continue
+                    if instance and names.is_template(entry):
+                        entry = names.instance_name(entry, instance)
+                    if entry not in found:
+                        found.append(entry)
+        return found
+
+    def wanted_by(self, target: str) -> list[str]:
+        """Return the units in `target.wants/` and `target.requires/` of every search directory."""
+        wants = self._dependency_entries(target, ".wants")
+        requires = self._dependency_entries(target, ".requires")
+        return wants + [n for n in requires if n not in wants]
+
+
+def load_file(path: Path, context: SpecifierContext, name: str | None = None) -> Unit:
+    """Load one unit file by path, with the drop-ins in `<path>.d/` next to it (for verify)."""
+    unit_name = name or path.name
+    if not names.is_valid_name(unit_name):
+        return Unit(name=unit_name, kind=names.unit_type(unit_name), fragment_path=str(path),
+                    load_state="error",
+                    load_error=f"Invalid unit name '{unit_name}'; a unit file name looks like "
+                               "web.service or worker@.service")
+    try:
+        text = _read_text(path)
+    except OSError as error:
+        return Unit(name=unit_name, kind=names.unit_type(unit_name), fragment_path=str(path),
+                    load_state="not-found", load_error=f"Failed to read {path}: {error.strerror}")
+    loader = UnitLoader([path.parent], context)
+    return build_unit(unit_name, (str(path), text), loader._dropins(unit_name), context)
