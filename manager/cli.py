@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="unit directory; repeat for several, the first has the highest priority")
     parser.add_argument("--listen", action="append", default=[], metavar="ENDPOINT",
                         help="extra control endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--daemon", action="store_true",
+                        help="run in the background; return once the manager is ready (log in the state dir)")
     parser.add_argument("--systemd-dirs", action="store_true",
                         help="also read ~/.config/systemd/user and the other systemd user unit dirs")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
@@ -64,7 +66,9 @@ def setup_logging(level: str) -> None:
 
 def run_manager(args: argparse.Namespace) -> int:
     from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.detach import signal_ready, start_detached, take_ready_fd
     from unitmgr.manager.keys import KeyFileError
+    from unitmgr.manager.leftovers import stop_leftovers
     from unitmgr.manager.paths import UnsafeDirectoryError, ensure_private_dir
     from unitmgr.manager.server import ControlServerError
 
@@ -76,16 +80,26 @@ def run_manager(args: argparse.Namespace) -> int:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1
     lock = ManagerLock(paths.lock_file)
+    if args.daemon:
+        holder = lock.peek()
+        if holder is not None:
+            print(f"unitmgr is already running for this user (pid {holder}); nothing to do", file=sys.stderr)
+            return 0
+        argv = [arg for arg in (sys.argv[1:] if args.raw_argv is None else args.raw_argv) if arg != "--daemon"]
+        return start_detached(argv, paths.manager_log)
+    ready_fd = take_ready_fd()
     try:
         lock.acquire()
     except AlreadyRunning as exc:
         who = f" (pid {exc.pid})" if exc.pid else ""
         print(f"unitmgr is already running for this user{who}; nothing to do", file=sys.stderr)
         return 0
+    if lock.previous_pid:
+        stop_leftovers(lock.previous_pid, str(paths.runtime))
 
     async def main() -> None:
         manager = Manager(paths, unit_dirs(args, paths), args.listen)
-        await manager.run()
+        await manager.run(ready=(lambda: signal_ready(ready_fd)) if ready_fd is not None else None)
 
     try:
         asyncio.run(main())
@@ -129,9 +143,7 @@ def run_endpoint(args: argparse.Namespace) -> int:
 
 
 def run_authorize(args: argparse.Namespace) -> int:
-    from unitmgr.manager.keys import KeyFileError, authorize_key
-
-    from unitmgr.manager.keys import parse_public_key_text
+    from unitmgr.manager.keys import KeyFileError, authorize_key, parse_public_key_text
 
     text = sys.stdin.read() if args.key == "-" else args.key
     try:
@@ -145,6 +157,7 @@ def run_authorize(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.raw_argv = argv
     if args.command == "verify":
         return run_verify(args)
     if args.command == "endpoint":

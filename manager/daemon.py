@@ -154,6 +154,8 @@ class Manager:
             log.warning("could not change to the home directory %s: %s", self.cwd, exc)
             self.cwd = os.getcwd()
         self._manager_vars = manager_variables(str(self.paths.home), os.environ.get("XDG_RUNTIME_DIR"))
+        # Marks every unit process as this manager's (see leftovers.py).
+        self._manager_vars["UNITMGR_MANAGER"] = str(self.paths.runtime)
         keys = ensure_keys(self.paths)
         handler = CommandHandler(self)
         self.server = ControlServer(self.paths, keys, handler.handle, self.listen)

@@ -1,15 +1,19 @@
 """Apply a unit's process attributes, then exec its command.
 
 Run as `python -I -S exechelper.py SPEC_JSON` by the manager when a unit
-needs something `os.posix_spawn` cannot set before exec (working directory,
-umask, rlimits, nice level). Only the standard library is imported, and the
-interpreter starts without site-packages, so this costs about 10 ms per spawn.
+needs something `os.posix_spawn` cannot set before exec (cgroup, working
+directory, umask, rlimits, nice level, CPU affinity, I/O priority, OOM score
+adjustment). Only the standard library is imported, and the interpreter
+starts without site-packages, so this costs about 10 ms per spawn.
 
-On a failed step the helper exits with systemd's exit code for that step
-(200 CHDIR, 201 NICE, 203 EXEC, 205 LIMITS) after writing the errno and the
-step's name to the status pipe, so the manager can tell "could not start"
-from "ran and exited". After a successful exec the pipe is closed by
-O_CLOEXEC and the manager reads EOF.
+Steps run in systemd's order: cgroup, rlimits, working directory, nice,
+CPU affinity, I/O priority, umask, OOM score adjustment. A failed step
+exits with systemd's exit code for it (200 CHDIR, 201 NICE, 203 EXEC,
+205 LIMITS, 206 OOM_ADJUST, 211 IOPRIO, 215 CPUAFFINITY, 219 CGROUP) after
+writing the code, the step's name, the errno and a reason to the status
+pipe, so the manager can tell "could not start" from "ran and exited".
+After a successful exec the pipe is closed by O_CLOEXEC and the manager
+reads EOF.
 """
 
 import json
@@ -22,6 +26,16 @@ EXIT_CHDIR = 200
 EXIT_NICE = 201
 EXIT_EXEC = 203
 EXIT_LIMITS = 205
+EXIT_OOM_ADJUST = 206
+EXIT_IOPRIO = 211
+EXIT_CPUAFFINITY = 215
+EXIT_CGROUP = 219
+
+# ioprio_set(2): the syscall has no libc wrapper.
+SYS_IOPRIO_SET = {"x86_64": 251, "i686": 289, "i386": 289, "aarch64": 30, "armv7l": 314,
+                  "ppc64le": 273, "s390x": 282, "riscv64": 30}  # fmt: skip
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
 
 
 def fail(status_fd: int, code: int, step: str, err: OSError) -> None:
@@ -32,7 +46,7 @@ def fail(status_fd: int, code: int, step: str, err: OSError) -> None:
         except OSError:
             pass
     else:
-        os.write(2, f"unitmgr: {step} failed: {err}\n".encode("utf-8", "replace"))
+        os.write(2, f"unitmgr: {step} failed: {err.strerror or err}\n".encode("utf-8", "replace"))
     os._exit(code)
 
 
@@ -40,13 +54,83 @@ def limit_value(value: int | None) -> int:
     return resource.RLIM_INFINITY if value is None else value
 
 
-def apply(spec: dict, status_fd: int) -> None:
+def check_hard_limit(name: str, hard: int) -> OSError | None:
+    """Return an error when `hard` is above the hard limit this process inherited from the manager.
+
+    Raising a hard limit needs CAP_SYS_RESOURCE. A user manager never has it,
+    so the start fails here the same way whether or not the manager runs as
+    root, instead of depending on who started it.
+    """
+    _soft, own_hard = resource.getrlimit(getattr(resource, name))
+    if own_hard == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and hard <= own_hard):
+        return None
+    wanted = "infinity" if hard == resource.RLIM_INFINITY else str(hard)
+    return OSError(1, f"{name} hard limit {wanted} is above the manager's own hard limit {own_hard}; "
+                      f"lower the unit's Limit*= value to at most {own_hard}")
+
+
+def apply_rlimits(spec: dict, status_fd: int) -> None:
     for name, (soft, hard) in spec.get("rlimits", {}).items():
+        wanted = (limit_value(soft), limit_value(hard))
+        error = check_hard_limit(name, wanted[1])
+        if error is not None:
+            fail(status_fd, EXIT_LIMITS, "setrlimit", error)
         try:
-            resource.setrlimit(getattr(resource, name), (limit_value(soft), limit_value(hard)))
+            resource.setrlimit(getattr(resource, name), wanted)
         except (OSError, ValueError) as exc:
             err = exc if isinstance(exc, OSError) else OSError(1, f"{name}: {exc}")
             fail(status_fd, EXIT_LIMITS, "setrlimit", err)
+
+
+def join_cgroup(path: str, status_fd: int) -> None:
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError as exc:
+        fail(status_fd, EXIT_CGROUP, "cgroup", exc)
+
+
+def set_io_priority(io_class: int, level: int, status_fd: int) -> None:
+    import ctypes
+    import platform
+
+    number = SYS_IOPRIO_SET.get(platform.machine())
+    if number is None:
+        fail(status_fd, EXIT_IOPRIO, "ioprio_set", OSError(38, f"no ioprio_set number known for {platform.machine()}"))
+    libc = ctypes.CDLL(None, use_errno=True)
+    value = (io_class << IOPRIO_CLASS_SHIFT) | level
+    if libc.syscall(number, IOPRIO_WHO_PROCESS, 0, value) != 0:
+        errno = ctypes.get_errno()
+        fail(status_fd, EXIT_IOPRIO, "ioprio_set", OSError(errno, os.strerror(errno)))
+
+
+def set_oom_score_adjust(value: int, status_fd: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write(str(value))
+    except OSError as exc:
+        fail(status_fd, EXIT_OOM_ADJUST, "oom_score_adj", exc)
+
+
+def apply_scheduling(spec: dict, status_fd: int) -> None:
+    if spec.get("nice") is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
+        except OSError as exc:
+            fail(status_fd, EXIT_NICE, "setpriority", exc)
+    if spec.get("cpu_affinity"):
+        try:
+            os.sched_setaffinity(0, spec["cpu_affinity"])
+        except OSError as exc:
+            fail(status_fd, EXIT_CPUAFFINITY, "sched_setaffinity", exc)
+    if spec.get("io_class") is not None:
+        set_io_priority(spec["io_class"], spec.get("io_priority") or 0, status_fd)
+
+
+def apply(spec: dict, status_fd: int) -> None:
+    if spec.get("cgroup"):
+        join_cgroup(spec["cgroup"], status_fd)
+    apply_rlimits(spec, status_fd)
     cwd = spec.get("cwd")
     if cwd:
         try:
@@ -54,13 +138,11 @@ def apply(spec: dict, status_fd: int) -> None:
         except OSError as exc:
             if not spec.get("cwd_optional"):
                 fail(status_fd, EXIT_CHDIR, "chdir", exc)
-    if spec.get("nice") is not None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, spec["nice"])
-        except OSError as exc:
-            fail(status_fd, EXIT_NICE, "setpriority", exc)
+    apply_scheduling(spec, status_fd)
     if spec.get("umask") is not None:
         os.umask(spec["umask"])
+    if spec.get("oom_score_adjust") is not None:
+        set_oom_score_adjust(spec["oom_score_adjust"], status_fd)
     # Python ignores SIGXFSZ and SIGPIPE at start-up, and ignored signals
     # survive exec: give the program the dispositions the unit asks for.
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -75,6 +157,9 @@ def main() -> None:
         os.set_inheritable(status_fd, False)
     apply(spec, status_fd)
     env = spec["env"]
+    if spec.get("listen_pid"):
+        # Socket activation: LISTEN_PID names the process that execs (sockets.py).
+        env["LISTEN_PID"] = str(os.getpid())
     try:
         os.execve(spec["path"], spec["argv"], env)
     except OSError as exc:

@@ -122,6 +122,7 @@ class ServiceRuntime(UnitRuntime):
         self._stopping = False
         self._started_ok = False
         self._main_watch_task: asyncio.Task | None = None
+        self._forced_result: tuple[str, ExitCause] | None = None
 
     # -- settings ---------------------------------------------------------
 
@@ -398,8 +399,28 @@ class ServiceRuntime(UnitRuntime):
             return
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
         result = result_for(cause, status)
+        if self._forced_result is not None:
+            result, cause = self._forced_result
+            self._forced_result = None
         self.main_pid = 0
         await self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status))
+
+    def kill_for_result(self, result: str, cause: ExitCause, signum: int = signal.SIGKILL) -> None:
+        """End a running service on the manager's own decision (a limit, a watchdog).
+
+        Every process of the unit gets `signum`; the main process's exit is
+        then handled with `result` and `cause` instead of its exit status, so
+        Restart= applies as systemd's table says for that cause.
+        """
+        if self.active_state is not ActiveState.ACTIVE or not self.main_pid:
+            return
+        log.warning("%s: killing main process %d and the rest of the unit (result %s)",
+                    self.name, self.main_pid, result)
+        self._forced_result = (result, cause)
+        procs = ProcessSet(self.manager.loop, self.name)
+        procs.add(self.members())
+        procs.signal(signum)
+        procs.close()
 
     async def _handle_exit(self, result: str, cause: ExitCause, status: ExitStatus) -> str:
         final = await self._stop_sequence(result, run_exec_stop=True)

@@ -4,8 +4,10 @@ Every process starts in a new session, with stdin from /dev/null, stdout and
 stderr on the descriptors the caller gives, the default disposition for every
 signal (SIGPIPE ignored when IgnoreSIGPIPE=yes, as systemd does) and an empty
 signal mask. `os.posix_spawn` is the fast path. When the unit needs an
-attribute posix_spawn cannot set (working directory, umask, rlimits, nice),
-the spawn goes through `exechelper.py`, which applies them and then execs.
+attribute posix_spawn cannot set (working directory, umask, rlimits, nice,
+CPU affinity, I/O priority, OOM score adjustment, a cgroup to enter before
+exec), the spawn goes through `exechelper.py`, which applies them and then
+execs.
 Neither path uses fork() in this multi-threaded process, and neither leaves a
 Popen object whose cleanup could steal an exit status from the reaper.
 """
@@ -51,6 +53,15 @@ class SpawnSpec:
     ignore_sigpipe: bool = True
     # Descriptors passed as 3, 4, ... (socket activation).
     pass_fds: list[int] = field(default_factory=list)
+    cpu_affinity: list[int] = field(default_factory=list)
+    # IOPRIO_CLASS_* number (1 realtime, 2 best-effort, 3 idle) and level 0..7.
+    io_class: int | None = None
+    io_priority: int | None = None
+    oom_score_adjust: int | None = None
+    # Directory of the unit's cgroup; the process enters it before exec.
+    cgroup: str | None = None
+    # Socket activation (sockets.py): the helper sets LISTEN_PID to the exec'd pid.
+    listen_pid: bool = False
 
     def needs_helper(self, manager_cwd: str) -> bool:
         return bool(
@@ -58,6 +69,11 @@ class SpawnSpec:
             or self.umask is not None
             or self.nice is not None
             or self.rlimits
+            or self.cpu_affinity
+            or self.io_class is not None
+            or self.oom_score_adjust is not None
+            or self.cgroup
+            or self.listen_pid
         )
 
 
@@ -76,8 +92,16 @@ def _file_actions(spec: SpawnSpec, devnull: int, extra: list[int]) -> list[tuple
         (os.POSIX_SPAWN_DUP2, spec.stdout_fd, 1),
         (os.POSIX_SPAWN_DUP2, spec.stderr_fd, 2),
     ]
-    for index, fd in enumerate([*spec.pass_fds, *extra]):
-        actions.append((os.POSIX_SPAWN_DUP2, fd, 3 + index))
+    # Passed descriptors go through numbers above every source and target
+    # first (sockets.py): a plain dup2 onto 3, 4, ... could overwrite a source
+    # still to be passed, and dup2 of an fd onto itself would keep FD_CLOEXEC.
+    passed = [*spec.pass_fds, *extra]
+    base = max([*passed, 2 + len(passed)]) + 1 if passed else 0
+    for index, fd in enumerate(passed):
+        actions.append((os.POSIX_SPAWN_DUP2, fd, base + index))
+    for index in range(len(passed)):
+        actions.append((os.POSIX_SPAWN_DUP2, base + index, 3 + index))
+        actions.append((os.POSIX_SPAWN_CLOSE, base + index))
     return actions
 
 
@@ -131,6 +155,12 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         "nice": spec.nice,
         "rlimits": spec.rlimits,
         "ignore_sigpipe": spec.ignore_sigpipe,
+        "cpu_affinity": spec.cpu_affinity,
+        "io_class": spec.io_class,
+        "io_priority": spec.io_priority,
+        "oom_score_adjust": spec.oom_score_adjust,
+        "cgroup": spec.cgroup,
+        "listen_pid": spec.listen_pid,
         "status_fd": status_fd_in_child,
     }
     try:

@@ -66,6 +66,7 @@ class UnitAssigner:
         )
 
     def _expand(self, item: Assignment, text: str) -> str | None:
+        # TODO: systemd allows only a subset of specifiers in [Install]; all are accepted here.
         try:
             return expand(text, self.identity, self.context)
         except UnitValueError as error:
@@ -154,9 +155,9 @@ class UnitAssigner:
             text = self._expand(item, word.text)
             if text is None:
                 continue
-            if key == "Documentation" and not text.startswith(_DOC_SCHEMES):
-                self.warn(item, f"Invalid URL, ignoring: {text}; use http:, https:, file:, "
-                                "info: or man:")
+            problem = _word_problem(key, text)
+            if problem:
+                self.warn(item, problem)
                 continue
             words.append(text)
 
@@ -220,6 +221,21 @@ class UnitAssigner:
         if text is None:
             return
         values.setdefault(key, []).append(conditions.parse_condition(key, text))
+
+
+_INSTALL_NAME_KEYS = frozenset({"WantedBy", "RequiredBy", "Also", "Alias"})
+
+
+def _word_problem(key: str, text: str) -> str | None:
+    """Return the warning for one invalid word of a word-list directive, or None."""
+    if key == "Documentation" and not text.startswith(_DOC_SCHEMES):
+        return f"Invalid URL, ignoring: {text}; use http:, https:, file:, info: or man:"
+    if key in _INSTALL_NAME_KEYS and not is_valid_name(text):
+        return f"Invalid unit name '{text}', ignoring; write a full name such as foo.service"
+    if key == "UnsetEnvironment" and not _ENV_NAME.fullmatch(text.split("=", 1)[0]):
+        return (f"Invalid environment name or assignment '{text}', ignoring; write NAME or "
+                "NAME=value")
+    return None
 
 
 def _check_stdio(text: str, words: tuple[str, ...], key: str) -> None:

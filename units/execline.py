@@ -67,6 +67,18 @@ def _check_executable(path: str) -> str | None:
             "write an absolute path such as /usr/bin/NAME or a bare command name")
 
 
+def _simplify_path(path: str) -> str:
+    """Drop duplicate slashes and `.` components, like systemd's path_simplify().
+
+    NOTE: systemd keeps the unsimplified word as argv[0] when `@` is not
+    given; unitmgr passes the simplified path as argv[0] too.
+    """
+    if "/" not in path:
+        return path
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
 def _fail(message: str, ignore: bool) -> UnitValueError:
     """Build the error for a bad command: fatal, unless the `-` prefix downgrades it."""
     suffix = ", ignoring" if ignore else ""
@@ -78,7 +90,7 @@ def parse_exec(
 ) -> tuple[list[ExecCommand], list[str]]:
     """Parse one `Exec*=` value into commands; return (commands, warnings).
 
-    Raises UnitValueError; its `fatal` flag says whether the unit is refused.
+    Raises UnitValueError, whose `fatal` flag is True when systemd would reject the whole unit.
     """
     commands: list[ExecCommand] = []
     warnings: list[str] = []
@@ -118,32 +130,11 @@ def _parse_one(
     if problem:
         raise _fail(problem, ignore)
 
-    words = [path]
-    while True:
-        while position < len(value) and value[position] in WHITESPACE:
-            position += 1
-        rest = value[position:]
-        if not rest:
-            break
-        if rest[0] == ";" and (len(rest) == 1 or rest[1] in WHITESPACE):
-            position += 1
-            break
-        if rest.startswith("\\;") and (len(rest) == 2 or rest[2] in WHITESPACE):
-            words.append(";")
-            position += 2
-            continue
-        try:
-            word, position = next_word(value, position)
-        except UnitValueError as error:
-            raise _fail(str(error), ignore) from None
-        if word is None:
-            break
-        if word.unknown_escape:
-            warnings.append(f"Ignoring unknown escape sequences: \"{value}\"")
-        try:
-            words.append(expand(word.text, unit, context))
-        except UnitValueError as error:
-            raise _fail(str(error), ignore) from None
+    try:
+        arguments, position = _read_arguments(value, position, unit, context, warnings)
+    except UnitValueError as error:
+        raise _fail(str(error), ignore) from None
+    words = [_simplify_path(path), *arguments]
 
     if flags["argv0"] and len(words) < 2:
         raise _fail(f"Empty executable name or zeroeth argument: {value}", ignore)
@@ -156,6 +147,32 @@ def _parse_one(
         source=value,
     )
     return command, position
+
+
+def _read_arguments(
+    value: str, position: int, unit: UnitIdentity, context: SpecifierContext, warnings: list[str]
+) -> tuple[list[str], int]:
+    """Read the argument words up to a lone `;` or the end; return (words, next position)."""
+    words: list[str] = []
+    while True:
+        while position < len(value) and value[position] in WHITESPACE:
+            position += 1
+        rest = value[position:]
+        if not rest:
+            return words, position
+        if rest[0] == ";" and (len(rest) == 1 or rest[1] in WHITESPACE):
+            return words, position + 1
+        # Only an unquoted, unescaped-looking \; is a literal ";" argument.
+        if rest.startswith("\\;") and (len(rest) == 2 or rest[2] in WHITESPACE):
+            words.append(";")
+            position += 2
+            continue
+        word, position = next_word(value, position)
+        if word is None:
+            return words, position
+        if word.unknown_escape:
+            warnings.append(f"Ignoring unknown escape sequences: \"{value}\"")
+        words.append(expand(word.text, unit, context))
 
 
 # -- Spawn-time expansion ---------------------------------------------------

@@ -1,7 +1,7 @@
 """Finding and loading units along a search path: fragments, templates, drop-ins, aliases, masks.
 
 Only reads files. The search path is a list of directories, highest
-priority first; the first directory that has a unit's file name wins, while
+priority first. The first directory that has a unit's file name wins, but
 drop-ins and `.wants/`/`.requires/` entries are merged from all of them.
 """
 
@@ -56,9 +56,9 @@ def build_unit(
         return _refuse(unit, str(errors[0]))
     problem = check_unit(unit)
     if problem:
-        where = fragment[0] if fragment else name
-        unit.diagnostics.append(Diagnostic(where, 0, "", "", problem, "error"))
-        return _refuse(unit, f"{name}: {problem}")
+        diagnostic = Diagnostic(fragment[0] if fragment else name, 0, "", "", problem, "error")
+        unit.diagnostics.append(diagnostic)
+        return _refuse(unit, str(diagnostic))
     return unit
 
 
@@ -98,11 +98,13 @@ class UnitLoader:
         self.context = context
         self._cache: dict[str, Unit] = {}
         self._index: list[_DirectoryIndex] | None = None
+        self._aliases: dict[str, list[str]] | None = None
 
     def invalidate(self) -> None:
         """Drop every cached unit and directory listing (daemon-reload)."""
         self._cache.clear()
         self._index = None
+        self._aliases = None
 
     # -- Directory scanning -----------------------------------------------------
 
@@ -116,6 +118,19 @@ class UnitLoader:
                     continue
                 self._index.append(_DirectoryIndex(directory, entries))
         return self._index
+
+    def _alias_index(self) -> dict[str, list[str]]:
+        """Return, for each unit name, the alias links that point at it in the search path."""
+        if self._aliases is None:
+            self._aliases = {}
+            for directory in self._directories():
+                for entry in sorted(directory.entries):
+                    if not names.is_valid_name(entry):
+                        continue
+                    target = self._alias_target(directory.path / entry)
+                    if target is not None and entry not in self._aliases.get(target, []):
+                        self._aliases.setdefault(target, []).append(entry)
+        return self._aliases
 
     def names(self) -> list[str]:
         """Return every unit file name in the search path (templates included) and the built-ins."""
@@ -134,9 +149,10 @@ class UnitLoader:
 
     def _alias_target(self, link: Path) -> str | None:
         """Return the unit name `link` aliases, or None for a linked unit file or no link."""
-        if not link.is_symlink():
+        try:
+            target = os.readlink(link)
+        except OSError:
             return None
-        target = os.readlink(link)
         target_name = os.path.basename(target)
         if target_name == link.name or not names.is_valid_name(target_name):
             return None
@@ -149,7 +165,7 @@ class UnitLoader:
     # -- Loading ----------------------------------------------------------------
 
     def load(self, name: str) -> Unit:
-        """Return the unit `name`; never raises for a bad or missing unit."""
+        """Return the unit `name`, reporting a bad or missing unit in its load_state."""
         cached = self._cache.get(name)
         if cached is not None:
             return cached
@@ -183,6 +199,7 @@ class UnitLoader:
             real = names.instance_name(alias, names.split_name(name)[1] or "")
         unit = self.load(real) if real not in seen else self._load_uncached(real, seen)
         if name not in unit.aliases:
+            # An alias written as a bare name may not be in the directory index.
             unit.aliases.append(name)
         return unit
 
@@ -200,7 +217,9 @@ class UnitLoader:
         else:
             return Unit(name=name, kind=names.unit_type(name), load_state="not-found",
                         load_error=f"Unit {name} not found.")
-        unit = build_unit(name, fragment, self._dropins(name), self.context)
+        aliases = self._aliases_of(name)
+        unit = build_unit(name, fragment, self._dropins(name, aliases), self.context)
+        unit.aliases = aliases
         unit.extra_wants = self._dependency_entries(name, ".wants")
         unit.extra_requires = self._dependency_entries(name, ".requires")
         return unit
@@ -220,10 +239,24 @@ class UnitLoader:
         candidates.append(kind)
         return candidates
 
-    def _dropins(self, name: str) -> list[tuple[str, str]]:
+    def _aliases_of(self, name: str) -> list[str]:
+        """Return the alias names of `name`, including instances of an aliased template."""
+        index = self._alias_index()
+        found = list(index.get(name, []))
+        template = names.template_of(name)
+        if template:
+            instance = names.split_name(name)[1] or ""
+            found += [names.instance_name(a, instance) for a in index.get(template, [])
+                      if names.is_template(a)]
+        return found
+
+    def _dropins(self, name: str, aliases: list[str] | None = None) -> list[tuple[str, str]]:
+        candidates = self._dropin_names(name)
+        for alias in aliases or []:
+            candidates += [c for c in self._dropin_names(alias) if c not in candidates]
         chosen: dict[str, Path] = {}
         for directory in self._directories():
-            for candidate in self._dropin_names(name):
+            for candidate in candidates:
                 folder = candidate + ".d"
                 if folder not in directory.entries:
                     continue

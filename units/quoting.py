@@ -62,6 +62,20 @@ def _decode_escape(text: str, index: int) -> tuple[str | None, int]:
     return None, index
 
 
+def _read_backslash(text: str, position: int) -> tuple[str | None, int]:
+    """Decode the escape at `text[position]` (a backslash); return (result or None, next index).
+
+    For an unknown escape the result is None and the two characters are skipped;
+    a lone trailing backslash is skipped alone, as systemd's relaxed mode keeps both.
+    """
+    if position + 1 >= len(text):
+        return None, position + 1
+    decoded, after = _decode_escape(text, position + 1)
+    if decoded is None:
+        return None, position + 2
+    return decoded, after
+
+
 def next_word(text: str, position: int) -> tuple[Word | None, int]:
     """Extract the word starting at or after `position`; return (word, position after it).
 
@@ -80,20 +94,10 @@ def next_word(text: str, position: int) -> tuple[Word | None, int]:
     while position < length:
         char = text[position]
         if char == "\\":
-            if position + 1 >= length:
-                # A trailing lone backslash is kept, like systemd's relaxed mode.
-                chars.append("\\")
-                unknown = True
-                position += 1
-                continue
-            decoded, after = _decode_escape(text, position + 1)
-            if decoded is None:
-                chars.append("\\" + text[position + 1])
-                unknown = True
-                position += 2
-            else:
-                chars.append(decoded)
-                position = after
+            decoded, after = _read_backslash(text, position)
+            chars.append(text[position:after] if decoded is None else decoded)
+            unknown = unknown or decoded is None
+            position = after
         elif quote:
             if char == quote:
                 quote = ""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unitmgr.units.envfile import parse_environment_file
 from unitmgr.units.names import unescape
 from unitmgr.units.values import UnitValueError
 
@@ -108,8 +109,6 @@ def _read_id(path: str) -> str:
 
 
 def _read_key_file(path: str) -> dict[str, str]:
-    from unitmgr.units.envfile import parse_environment_file
-
     try:
         return parse_environment_file(Path(path).read_text())
     except (OSError, UnicodeDecodeError):
@@ -118,7 +117,7 @@ def _read_key_file(path: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class UnitIdentity:
-    """What the unit-specific specifiers need: the unit's name and its main file."""
+    """The unit's name and main file, as the unit-specific specifiers read them."""
 
     name: str
     fragment_path: str = ""

@@ -259,7 +259,7 @@ def merge_exit_status(old: ExitStatusSet, new: ExitStatusSet) -> ExitStatusSet:
 
 # -- Resource limits --------------------------------------------------------
 
-# How a plain number is read for each Limit*= directive.
+# Unit of a plain number for each Limit*= directive.
 RLIMIT_UNITS: dict[str, str] = {
     "LimitCPU": "sec", "LimitFSIZE": "bytes", "LimitDATA": "bytes", "LimitSTACK": "bytes",
     "LimitCORE": "bytes", "LimitRSS": "bytes", "LimitNOFILE": "count", "LimitAS": "bytes",

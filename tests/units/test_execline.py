@@ -1,6 +1,5 @@
 import pytest
 from unit_text import CONTEXT
-
 from unitmgr.units.execline import expand_command, parse_exec
 from unitmgr.units.model import ExecCommand
 from unitmgr.units.specifiers import UnitIdentity
@@ -31,7 +30,9 @@ def test_unknown_escape_kept_with_warning():
 
 def test_prefixes_parsed():
     (command,) = parse("-@:/bin/echo myname $HOME")
-    assert command.ignore_failure and command.argv0_given and command.no_env_expand
+    assert command.ignore_failure
+    assert command.argv0_given
+    assert command.no_env_expand
     assert command.words == ("/bin/echo", "myname", "$HOME")
     assert parse("!!/bin/true")[0].privilege == "!!"
     assert parse("+/bin/true")[0].privilege == "+"
@@ -102,3 +103,8 @@ def test_executable_word_never_expanded_and_bare_names_resolved():
     assert args == ["sh", "-c", "true"]
     (missing,) = parse("no-such-program-here")
     assert expand_command(missing, {}, "/bin")[0] == "no-such-program-here"
+
+
+def test_trailing_backslash_and_partial_hex_kept():
+    assert parse("/bin/echo a\\")[0].words == ("/bin/echo", "a\\")
+    assert parse("/bin/echo a\\x4")[0].words == ("/bin/echo", "a\\x4")

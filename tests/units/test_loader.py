@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 from unit_text import CONTEXT
-
 from unitmgr.units.loader import UnitLoader
 
 
@@ -185,3 +184,23 @@ def test_names_lists_templates(dirs):
     assert "worker@.service" in found
     assert "web.service" in found
     assert "notes.txt" not in found
+
+
+def test_aliases_found_from_real_name_and_their_dropins(dirs):
+    high, low = dirs
+    write(low / "web.service", "[Service]\nExecStart=/bin/true\n")
+    os.symlink("web.service", high / "www.service")
+    write(high / "www.service.d" / "10-alias.conf", "[Service]\nRestart=always\n")
+    unit = loader_for(high, low).load("web.service")
+    assert unit.aliases == ["www.service"]
+    assert unit.get("Service", "Restart") == "always"
+
+
+def test_template_alias_maps_instances(dirs):
+    high, _ = dirs
+    write(high / "worker@.service", "[Service]\nExecStart=/bin/echo %i\n")
+    os.symlink("worker@.service", high / "job@.service")
+    unit = loader_for(high).load("job@7.service")
+    assert unit.name == "worker@7.service"
+    assert unit.get("Service", "ExecStart")[0].words == ("/bin/echo", "7")
+    assert "job@7.service" in unit.aliases

@@ -1,6 +1,5 @@
 import pytest
 from unit_text import CONTEXT
-
 from unitmgr.units import names
 from unitmgr.units.specifiers import SpecifierContext, UnitIdentity, expand
 from unitmgr.units.values import UnitValueError

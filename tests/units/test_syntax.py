@@ -1,7 +1,6 @@
 import math
 
 from unit_text import messages, unit_from
-
 from unitmgr.units.model import ExitStatusSet, RLimit
 from unitmgr.units.syntax import logical_lines
 

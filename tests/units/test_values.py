@@ -2,7 +2,6 @@ import math
 import signal
 
 import pytest
-
 from unitmgr.units.model import ExitStatusSet, RLimit
 from unitmgr.units.values import (
     UnitValueError,

@@ -1,0 +1,195 @@
+"""A unit's resource-control and scheduling settings, parsed from their text values.
+
+The unit loader stores `MemoryMax=`, `CPUAffinity=`, `IOSchedulingClass=`
+and their relatives as the text written in the file. This module turns them
+into numbers once per start; an invalid value is ignored with a warning
+that names the value and the accepted forms, as systemd does at load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from unitmgr.units.values import UnitValueError, parse_size_or_percent
+
+IO_CLASSES = {"realtime": 1, "best-effort": 2, "idle": 3}
+# cpu.max period when CPUQuotaPeriodSec= is not set (systemd's default: 100 ms).
+DEFAULT_QUOTA_PERIOD = 0.1
+
+
+@dataclass
+class ResourceSettings:
+    """Parsed limits; None means unset (or infinity for the limits)."""
+
+    memory_max: int | None = None
+    memory_high: int | None = None
+    memory_swap_max: int | None = None
+    # CPUQuota= as a fraction of one CPU: 0.2 for 20%.
+    cpu_quota: float | None = None
+    cpu_quota_period: float = DEFAULT_QUOTA_PERIOD
+    # CPUWeight=: 1..10000, 0 for `idle`.
+    cpu_weight: int | None = None
+    tasks_max: int | None = None
+    io_weight: int | None = None
+    cpu_affinity: list[int] = field(default_factory=list)
+    io_class: int | None = None
+    io_priority: int | None = None
+    oom_score_adjust: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def limits(self) -> dict[str, Any]:
+        """Return the set resource-control limits by directive name (exec attributes excluded)."""
+        values = {
+            "MemoryMax": self.memory_max, "MemoryHigh": self.memory_high,
+            "MemorySwapMax": self.memory_swap_max, "CPUQuota": self.cpu_quota,
+            "CPUWeight": self.cpu_weight, "TasksMax": self.tasks_max, "IOWeight": self.io_weight,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def system_tasks_limit() -> int:
+    """Return the kernel's task limit that `TasksMax=N%` is a share of (the lower of pid_max and threads-max)."""
+    values = []
+    for name in ("/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"):
+        try:
+            with open(name) as f:
+                values.append(int(f.read()))
+        except (OSError, ValueError):
+            continue
+    return min(values) if values else 4194304
+
+
+def parse_memory(text: str) -> int | None:
+    """Parse a memory limit: bytes with K/M/G/T suffixes, N% of physical memory, or infinity (None)."""
+    value = parse_size_or_percent(text)
+    if isinstance(value, float):
+        return int(value * physical_memory())
+    return value
+
+
+def parse_tasks(text: str) -> int | None:
+    stripped = text.strip()
+    if stripped == "infinity":
+        return None
+    if stripped.endswith("%"):
+        try:
+            percent = float(stripped[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent <= 100:
+            raise UnitValueError(f"Invalid TasksMax= percentage '{text}'; use a value above 0% up to 100%")
+        return max(1, int(system_tasks_limit() * percent / 100))
+    if not stripped.isdigit() or int(stripped) < 1:
+        raise UnitValueError(f"Invalid TasksMax= value '{text}'; use a number of tasks, N% or 'infinity'")
+    return int(stripped)
+
+
+def parse_cpu_quota(text: str) -> float:
+    stripped = text.strip()
+    number = stripped[:-1] if stripped.endswith("%") else ""
+    try:
+        percent = float(number)
+    except ValueError:
+        raise UnitValueError(f"Invalid CPUQuota= value '{text}'; write a percentage such as 20% or 150%") from None
+    if percent <= 0:
+        raise UnitValueError(f"Invalid CPUQuota= value '{text}'; the percentage must be above 0%")
+    return percent / 100
+
+
+def parse_weight(name: str, text: str, allow_idle: bool = False) -> int:
+    stripped = text.strip()
+    if allow_idle and stripped == "idle":
+        return 0
+    if not stripped.isdigit() or not 1 <= int(stripped) <= 10000:
+        idle = " or 'idle'" if allow_idle else ""
+        raise UnitValueError(f"Invalid {name}= value '{text}'; use a weight from 1 to 10000{idle}")
+    return int(stripped)
+
+
+def parse_cpu_list(words: list[str]) -> list[int]:
+    """Parse `CPUAffinity=` words: CPU numbers and ranges, separated by spaces or commas."""
+    cpus: set[int] = set()
+    for word in words:
+        for item in word.replace(",", " ").split():
+            first, dash, last = item.partition("-")
+            if not first.isdigit() or (dash and not last.isdigit()):
+                raise UnitValueError(
+                    f"Invalid CPUAffinity= value '{item}'; write CPU numbers or ranges such as 0-1,3"
+                )
+            low, high = int(first), int(last) if dash else int(first)
+            if low > high:
+                raise UnitValueError(f"Invalid CPUAffinity= range '{item}'; write the lower CPU first")
+            cpus.update(range(low, high + 1))
+    return sorted(cpus)
+
+
+def parse_io_class(text: str) -> int:
+    stripped = text.strip()
+    if stripped.isdigit() and 0 <= int(stripped) <= 3:
+        return int(stripped) or IO_CLASSES["best-effort"]
+    if stripped not in IO_CLASSES:
+        raise UnitValueError(
+            f"Invalid IOSchedulingClass= value '{text}'; use realtime, best-effort, idle or 0..3"
+        )
+    return IO_CLASSES[stripped]
+
+
+def parse_ranged_int(name: str, text: str, low: int, high: int) -> int:
+    stripped = text.strip()
+    try:
+        value = int(stripped)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise UnitValueError(f"Invalid {name}= value '{text}'; use an integer from {low} to {high}")
+    return value
+
+
+def _parse_into(settings: ResourceSettings, get: Any) -> None:
+    memory_max = get("MemoryMax") or get("MemoryLimit")
+    parsers: list[tuple[str, str | None, Any]] = [
+        ("memory_max", memory_max, parse_memory),
+        ("memory_high", get("MemoryHigh"), parse_memory),
+        ("memory_swap_max", get("MemorySwapMax"), parse_memory),
+        ("cpu_quota", get("CPUQuota"), parse_cpu_quota),
+        ("cpu_weight", get("CPUWeight"), lambda t: parse_weight("CPUWeight", t, allow_idle=True)),
+        ("tasks_max", get("TasksMax"), parse_tasks),
+        ("io_weight", get("IOWeight"), lambda t: parse_weight("IOWeight", t)),
+        ("io_class", get("IOSchedulingClass"), parse_io_class),
+        ("io_priority", get("IOSchedulingPriority"), lambda t: parse_ranged_int("IOSchedulingPriority", t, 0, 7)),
+        ("oom_score_adjust", get("OOMScoreAdjust"),
+         lambda t: parse_ranged_int("OOMScoreAdjust", t, -1000, 1000)),
+    ]
+    for attribute, text, parser in parsers:
+        if not text:
+            continue
+        try:
+            setattr(settings, attribute, parser(text))
+        except UnitValueError as error:
+            settings.warnings.append(f"{error}, ignoring")
+    try:
+        settings.cpu_affinity = parse_cpu_list(get("CPUAffinity") or [])
+    except UnitValueError as error:
+        settings.warnings.append(f"{error}, ignoring")
+    period = get("CPUQuotaPeriodSec")
+    if period:
+        # The loader parses it as a time span; systemd clamps it to 1 ms..1 s.
+        settings.cpu_quota_period = min(max(float(period), 0.001), 1.0)
+
+
+def resource_settings(get: Any) -> ResourceSettings:
+    """Parse the settings of one unit; `get(key)` returns the [Service] value of `key` or None."""
+    settings = ResourceSettings()
+    _parse_into(settings, get)
+    if settings.io_priority is not None and settings.io_class is None:
+        settings.io_class = IO_CLASSES["best-effort"]
+    if settings.io_class is not None and settings.io_priority is None:
+        # The kernel's default level for best-effort; idle has no levels.
+        settings.io_priority = 0 if settings.io_class == IO_CLASSES["idle"] else 4
+    return settings
