@@ -91,8 +91,8 @@ def run_manager(args: argparse.Namespace) -> int:
     try:
         lock.acquire()
     except AlreadyRunning as exc:
-        who = f" (pid {exc.pid})" if exc.pid else ""
-        print(f"unitmgr is already running for this user{who}; nothing to do", file=sys.stderr)
+        holder_text = f" (pid {exc.pid})" if exc.pid else ""
+        print(f"unitmgr is already running for this user{holder_text}; nothing to do", file=sys.stderr)
         return 0
     if lock.previous_pid:
         stop_leftovers(lock.previous_pid, str(paths.runtime))

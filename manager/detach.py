@@ -3,7 +3,7 @@
 The parent spawns the manager in a new session with stdin from /dev/null and
 stdout/stderr appended to the manager's log, hands it the write end of a pipe
 as fd 3 (named by UNITMGR_READY_FD), and returns only when the manager writes
-"ready" there, that is once its control endpoint answers. So
+"ready" there, that is once its control endpoint accepts requests. So
 `unitmgr --user --daemon && unitsh -c status` works.
 """
 
@@ -95,7 +95,7 @@ def start_detached(argv: list[str], log_path: Path) -> int:
               f"see {log_path}", file=sys.stderr)
         return 1
     if outcome == 0:
-        # It found another manager running and said so in the log.
+        # The manager found another one running and logged that.
         print("unitmgr is already running for this user; nothing to do", file=sys.stderr)
         return 0
     print(f"unitmgr: the manager exited with status {outcome} during start-up; see {log_path}",
