@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,8 @@ class CgroupTree:
         if wanted and self.support.own_path != "/":
             self._move_manager_to_leaf()
         self.base.mkdir(exist_ok=True)
+        # The root cgroup has no cgroup.kill, so look for it where units live.
+        self.support.has_kill = (self.base / "cgroup.kill").exists()
         parent = self.support.own_dir
         self.enabled = [c for c in wanted if self._enable(parent, c) and self._enable(self.base, c)]
 
@@ -157,11 +160,20 @@ class CgroupTree:
                 values[key] = int(number)
         return values
 
-    def kill(self, unit: str) -> bool:
-        """SIGKILL every process of the unit's cgroup at once; False where cgroup.kill is missing."""
-        if not self.support.has_kill or not self.path(unit).exists():
-            return False
-        return self.write(unit, "cgroup.kill", "1")
+    def kill(self, unit: str) -> None:
+        """SIGKILL every process of the unit's cgroup.
+
+        `cgroup.kill` (Linux 5.14+) does it at once, also for processes that
+        fork meanwhile. Without it each listed pid gets SIGKILL, which a
+        process that forks during the loop can escape.
+        """
+        if not self.path(unit).exists():
+            return
+        if self.support.has_kill and self.write(unit, "cgroup.kill", "1"):
+            return
+        for pid in self.pids(unit):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def remove(self, unit: str) -> bool:
         """Remove the unit's cgroup; the kernel refuses while processes are still inside."""

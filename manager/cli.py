@@ -30,8 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra control endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--daemon", action="store_true",
                         help="run in the background; return once the manager is ready (log in the state dir)")
+    parser.add_argument("--container", action="store_true",
+                        help="behave as a container's init (automatic when running as PID 1)")
+    parser.add_argument("--exit-code", type=int, default=0, metavar="N",
+                        help="exit status when the manager stops without a unit's own status (default 0)")
+    stdout_copy = parser.add_mutually_exclusive_group()
+    stdout_copy.add_argument("--log-to-stdout", dest="log_to_stdout", action="store_true", default=None,
+                             help="also copy every unit's output, prefixed, to stdout (default in container mode)")
+    stdout_copy.add_argument("--no-log-to-stdout", dest="log_to_stdout", action="store_false",
+                             help="do not copy unit output to stdout")
     parser.add_argument("--systemd-dirs", action="store_true",
                         help="also read ~/.config/systemd/user and the other systemd user unit dirs")
+    parser.add_argument("--no-cgroups", action="store_true",
+                        help="do not put units in cgroups even where cgroup v2 is writable; "
+                             "the manager then enforces MemoryMax= and TasksMax= itself")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="manager log level (default: info)")
     sub = parser.add_subparsers(dest="command")
@@ -65,6 +77,7 @@ def setup_logging(level: str) -> None:
 
 
 def run_manager(args: argparse.Namespace) -> int:
+    from unitmgr.manager.container import ExitPolicy, container_paths, is_pid1
     from unitmgr.manager.daemon import Manager
     from unitmgr.manager.detach import signal_ready, start_detached, take_ready_fd
     from unitmgr.manager.keys import KeyFileError
@@ -74,6 +87,11 @@ def run_manager(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     paths = paths_module.resolve()
+    container = args.container or is_pid1()
+    if container:
+        paths, notes = container_paths(paths)
+        for note in notes:
+            log.info("container mode: %s", note)
     try:
         ensure_private_dir(paths.runtime)
     except UnsafeDirectoryError as exc:
@@ -97,18 +115,26 @@ def run_manager(args: argparse.Namespace) -> int:
     if lock.previous_pid:
         stop_leftovers(lock.previous_pid, str(paths.runtime))
 
-    async def main() -> None:
+    async def main() -> int:
         manager = Manager(paths, unit_dirs(args, paths), args.listen)
+        manager.use_cgroups = not args.no_cgroups
+        manager.exit_code = args.exit_code
+        manager.listeners.append(ExitPolicy(manager, args.exit_code))
+        if args.log_to_stdout or (container and args.log_to_stdout is None):
+            from unitmgr.manager.container import attach_stdout_copy
+
+            attach_stdout_copy(manager)
         await manager.run(ready=(lambda: signal_ready(ready_fd)) if ready_fd is not None else None)
+        return manager.exit_code
 
     try:
-        asyncio.run(main())
+        exit_code = asyncio.run(main())
     except (ControlServerError, KeyFileError, UnsafeDirectoryError) as exc:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1
     finally:
         lock.release()
-    return 0
+    return exit_code
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import protocol
+from unitmgr.manager.logquery import LogQuery, query_records, record_of, select_lines
 from unitmgr.manager.protocol import ProtocolError, Request
 from unitmgr.manager.stats import unit_statistics
 from unitmgr.manager.unitbase import UnitRuntime
@@ -29,6 +29,18 @@ def _int_arg(args: dict[str, Any], key: str, default: int, minimum: int = 0) -> 
     return value
 
 
+def _scaler(manager: Manager) -> Any:  # scale.py: persisted instance counts, applied at boot
+    from unitmgr.manager.scale import Scaler
+
+    return Scaler(manager)
+
+
+async def _list_sockets(manager: Manager, args: dict[str, Any]) -> dict[str, Any]:  # sockets.py
+    from unitmgr.manager.sockets import list_sockets
+
+    return await list_sockets(manager, args)
+
+
 class CommandHandler:
     def __init__(self, manager: Manager):
         self.manager = manager
@@ -42,6 +54,10 @@ class CommandHandler:
             "reset-failed": self.reset_failed,
             "logs": self.logs,
             "exit": self.exit,
+            "scale": _scaler(manager).scale,  # scale.py
+            "list-sockets": lambda args: _list_sockets(self.manager, args),  # sockets.py
+            "top": lambda args: self.manager.resources.top(args),  # resources.py
+            "is-system-running": self.is_system_running,  # container.py
         }
 
     async def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
@@ -125,10 +141,13 @@ class CommandHandler:
                                "sub_state": "dead", "description": "", "log": []})
                 continue
             data = runtime.status()
-            data.update(unit_statistics(runtime.members()))
+            if self.manager.resources is not None:  # statistics and limits: resources.py
+                data.update(self.manager.resources.status_fields(runtime))
+            else:
+                data.update(unit_statistics(runtime.members()))
             data["enablement"] = self.manager.enablement(full)
             data["log"] = self._log_records([full], lines, raw=False)
-            data["log_write_errors"] = self.manager.logs.dropped_bytes(full)
+            data.update(self.manager.logs.status_fields(full))  # log_write_errors, log_reopened
             result.append(data)
         return {"units": result}
 
@@ -150,9 +169,16 @@ class CommandHandler:
         return {}
 
     async def logs(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Arguments and result: manager/logquery.py and docs/logs.md.
         names = [self.manager.resolve(n) for n in protocol.arg_units(args)]
-        lines = _int_arg(args, "lines", 10)
-        return {"records": self._log_records(names, lines, bool(args.get("raw")))}
+        query = LogQuery.from_args(args, default_lines=10)
+        return query_records(self.manager.logs, names, query)
+
+    async def is_system_running(self, args: dict[str, Any]) -> dict[str, Any]:
+        from unitmgr.manager.container import system_state
+
+        failed = sorted(r.name for r in self.manager.runtimes.values() if r.active_state.value == "failed")
+        return {"state": system_state(self.manager), "failed_units": failed}
 
     async def exit(self, args: dict[str, Any]) -> dict[str, Any]:
         # Reply first, then stop: the client is waiting for this answer.
@@ -160,21 +186,5 @@ class CommandHandler:
         return {"stopping": True}
 
     def _log_records(self, names: list[str], lines: int, raw: bool) -> list[dict[str, Any]]:
-        limit = min(lines, MAX_LOG_LINES) if lines else MAX_LOG_LINES
-        merged = []
-        for name in names:
-            merged.extend(self.manager.logs.tail(name, limit))
-        merged.sort(key=lambda line: line.time)
-        merged = merged[-limit:]
-        records = []
-        for line in merged:
-            record: dict[str, Any] = {
-                "unit": line.unit, "time": line.time, "stream": line.stream, "pid": line.pid,
-                "text": line.data.decode("utf-8", "replace"),
-            }
-            if line.partial:
-                record["partial"] = True
-            if raw:
-                record["raw"] = base64.b64encode(line.data).decode("ascii")
-            records.append(record)
-        return records
+        lines_found = select_lines(self.manager.logs, names, LogQuery(lines=lines, raw=raw))
+        return [record_of(line, raw) for line in lines_found]

@@ -55,8 +55,18 @@ class Manager:
         self.cycles: list[list[str]] = []
         self.listeners: list[Callable[[UnitRuntime], None]] = []
         self.shutdown_requested = asyncio.Event()
+        # Set by request_shutdown(); the process exit status (see container.py).
+        self.exit_code = 0
+        self.force_exit = False
+        self.boot_task: asyncio.Future | None = None
         self.server: Any = None
         self._manager_vars: dict[str, str] = {}
+        # Limits, cgroups and statistics (manager/resources.py); cli.py clears use_cgroups for --no-cgroups.
+        self.use_cgroups = True
+        self.resources: Any = None
+        # sd_notify socket (notifyrouting.py) and dependency reactions (deps.py): supervision.
+        self.notify: Any = None
+        self.reactions: Any = None
 
     # -- unit registry ----------------------------------------------------
 
@@ -77,6 +87,10 @@ class Manager:
             return None
         if unit.kind == "service":
             runtime = ServiceRuntime(self, unit)
+        elif unit.kind == "socket":  # socket units: manager/sockets.py
+            from unitmgr.manager.sockets import SocketRuntime
+
+            runtime = SocketRuntime(self, unit)
         else:
             runtime = TargetRuntime(self, unit)
         self.runtimes[name] = runtime
@@ -110,7 +124,13 @@ class Manager:
 
     # -- hooks used by the runtimes --------------------------------------
 
+    @property
+    def notify_address(self) -> str:
+        return self.notify.address if self.notify is not None else str(self.paths.notify_socket)
+
     def state_changed(self, runtime: UnitRuntime) -> None:
+        if self.reactions is not None:
+            self.reactions.state_changed(runtime)
         for listener in list(self.listeners):
             try:
                 listener(runtime)
@@ -146,6 +166,17 @@ class Manager:
         reaper_module.set_subreaper()
         self.reaper = reaper_module.Reaper(self.loop)
         self.reaper.install()
+        from unitmgr.manager.deps import DependencyReactions
+        from unitmgr.manager.notifyrouting import NotifyRouter
+
+        ensure_private_dir(self.paths.runtime)
+        self.notify = NotifyRouter(self, str(self.paths.notify_socket))
+        self.notify.open()
+        self.reactions = DependencyReactions(self)
+        from unitmgr.manager.resources import ResourceTracker  # limits and statistics
+
+        self.resources = ResourceTracker(self, self.use_cgroups)
+        self.resources.start()
         ensure_private_dir(self.paths.state)
         ensure_private_dir(self.paths.log_dir)
         try:
@@ -159,8 +190,13 @@ class Manager:
         keys = ensure_keys(self.paths)
         handler = CommandHandler(self)
         self.server = ControlServer(self.paths, keys, handler.handle, self.listen)
+        # Event streams (subscribe/unsubscribe/ack) and the log settings; see events.py.
+        from unitmgr.manager.events import attach_events
+
+        self.events = attach_events(self, handler, self.server)
         await self.server.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        # SIGQUIT too: as PID 1 in a container a signal without a handler is dropped.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             self.loop.add_signal_handler(signum, self.shutdown_requested.set)
         log.info("unitmgr started, pid %d, units from %s", os.getpid(),
                  ", ".join(str(d) for d in self.unit_dirs))
@@ -177,6 +213,7 @@ class Manager:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await self.start()
         boot = asyncio.ensure_future(self.boot())
+        self.boot_task = boot
         if ready is not None:
             ready()
         await self.shutdown_requested.wait()
@@ -185,14 +222,35 @@ class Manager:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        if self.force_exit:
+            self._kill_all_units()
         await self.transactions.stop_all()
+        if self.resources is not None:  # removes the units' cgroups (resources.py)
+            self.resources.shutdown()
         if self.server is not None:
             await self.server.stop()
         self.logs.close()
+        if self.notify is not None:
+            self.notify.close()
         self.reaper.uninstall()
         log.info("unitmgr stopped")
 
-    def request_shutdown(self) -> None:
+    def _kill_all_units(self) -> None:
+        for runtime in self.runtimes.values():
+            for pid in runtime.members():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def request_shutdown(self, exit_code: int | None = None, force: bool = False) -> None:
+        """Stop every unit and exit; `exit_code` becomes the manager's exit status.
+
+        With `force` (FailureAction=exit-force), units get SIGKILL instead of
+        their stop sequence."""
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self.force_exit = self.force_exit or force
         self.shutdown_requested.set()
 
     # -- identity ---------------------------------------------------------

@@ -160,6 +160,9 @@ def main() -> None:
     if spec.get("listen_pid"):
         # Socket activation: LISTEN_PID names the process that execs (sockets.py).
         env["LISTEN_PID"] = str(os.getpid())
+    if spec.get("watchdog_pid"):
+        # WatchdogSec=: WATCHDOG_PID names the process that execs (service.py).
+        env["WATCHDOG_PID"] = str(os.getpid())
     try:
         os.execve(spec["path"], spec["argv"], env)
     except OSError as exc:

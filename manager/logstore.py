@@ -4,35 +4,48 @@ Each unit has two files under the log directory:
 
 - `UNIT.log`: the raw bytes of stdout and stderr, in the order they were read;
 - `UNIT.idx`: one fixed-size record per read: offset into UNIT.log, time,
-  length, pid and stream.
+  length, pid and flags (stream, end of stream, metadata).
 
 The work per read is one write to each file, never per line, so a unit can
 write as fast as the disk takes it. Lines and their times are rebuilt when
 the log is read: a line gets the time of the read that completed it. A
 stream that reaches EOF writes a zero-length record, so a last line without
-a newline is known to be complete. Files rotate by size to UNIT.log.1 ...
+a newline is known to be complete.
+
+A metadata record (flag META) stores the syslog identifier of a pid: its
+bytes sit in UNIT.log like output but are never shown as output. It is
+written before the first output of each pid in each file.
+
+Files rotate by size to UNIT.log.1, UNIT.log.2, ... (with their .idx files);
+files numbered `keep_files` or higher are deleted.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import mmap
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# offset (u64), time (f64), length (u32), pid (u32), stream (u8), padding.
+# offset (u64), time (f64), length (u32), pid (u32), flags (u8), padding.
 RECORD = struct.Struct("<QdIIB3x")
 STDOUT, STDERR = 1, 2
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+STREAM_MASK = 0x0F
+META_FLAG = 0x40
 EOF_FLAG = 0x80
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_KEEP_FILES = 4
+# Longest identifier kept; systemd's own limit for SyslogIdentifier= is similar.
+MAX_IDENTIFIER = 64
 
 
 @dataclass
@@ -42,12 +55,38 @@ class LogLine:
     stream: str
     pid: int
     data: bytes
+    # The last line of a stream that had no newline.
     partial: bool = False
+    identifier: str = ""
+    # A partial line whose stream has not reached EOF yet: more may follow.
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class UnitLogOptions:
+    """The log settings of one unit: rotation size, files kept, syslog identifier ("" for comm)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    keep_files: int = DEFAULT_KEEP_FILES
+    identifier: str = ""
 
 
 def _file_name(unit: str) -> str:
     # Unit names cannot contain '/', but guard against a crafted one anyway.
     return unit.replace("/", "\\x2f")
+
+
+def process_name(pid: int) -> str:
+    """Return the kernel's name of a process (comm), or "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# Called with the number of bytes dropped, each time a write fails.
+DropListener = Callable[[int], None]
 
 
 class UnitLog:
@@ -58,20 +97,41 @@ class UnitLog:
         self.unit = unit
         self.max_bytes = max_bytes
         self.keep_files = keep_files
+        self.identifier = ""
         self.base = directory / _file_name(unit)
         self.data_fd = -1
         self.index_fd = -1
         self.size = 0
         self.dropped_bytes = 0
         self.reopened = 0
+        self.last_error = ""
         self._last_error_log = 0.0
+        self._names: dict[int, str] = {}
+        self._announced: set[int] = set()
+        # Set by the event hub while someone follows this unit's log.
+        self.on_data: Callable[[bytes, int, int, float, bool], None] | None = None
+
+    def configure(self, options: UnitLogOptions) -> None:
+        self.max_bytes = max(options.max_bytes, 4096)
+        self.keep_files = max(options.keep_files, 1)
+        self.identifier = options.identifier[:MAX_IDENTIFIER]
+
+    # -- files ------------------------------------------------------------
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # No O_APPEND on the data file: splice(2) refuses append-mode targets,
+        # so every write names its offset (pwrite, splice with an offset).
+        self.data_fd = os.open(f"{self.base}.log", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self.data_fd = os.open(f"{self.base}.log", flags, 0o600)
-        self.index_fd = os.open(f"{self.base}.idx", flags, 0o600)
+        try:
+            self.index_fd = os.open(f"{self.base}.idx", flags, 0o600)
+        except OSError:
+            os.close(self.data_fd)
+            self.data_fd = -1
+            raise
         self.size = os.fstat(self.data_fd).st_size
+        self._announced.clear()
 
     def close(self) -> None:
         for fd in (self.data_fd, self.index_fd):
@@ -93,37 +153,117 @@ class UnitLog:
 
     def _rotate(self) -> None:
         self.close()
+        for number in range(self.keep_files, _last_number(self.base) + 1):
+            for suffix in ("log", "idx"):
+                Path(f"{self.base}.{suffix}.{number}").unlink(missing_ok=True)
         for number in range(self.keep_files - 1, 0, -1):
             for suffix in ("log", "idx"):
                 older = Path(f"{self.base}.{suffix}.{number}")
                 newer = Path(f"{self.base}.{suffix}.{number - 1}" if number > 1 else f"{self.base}.{suffix}")
                 if newer.exists():
                     os.replace(newer, older)
+        if self.keep_files == 1:
+            for suffix in ("log", "idx"):
+                Path(f"{self.base}.{suffix}").unlink(missing_ok=True)
         self._open()
 
+    def _prepare(self, pid: int) -> None:
+        """Open, reopen or rotate the files as needed, and announce `pid`'s identifier."""
+        self._ensure_open()
+        if self.size >= self.max_bytes:
+            self._rotate()
+        if pid and pid not in self._announced:
+            name = self.identifier_of(pid).encode("utf-8", "replace")[:MAX_IDENTIFIER]
+            self._append_record(name, META_FLAG, pid, time.time())
+            self._announced.add(pid)
+
+    def identifier_of(self, pid: int) -> str:
+        if self.identifier:
+            return self.identifier
+        name = self._names.get(pid)
+        if name is None:
+            if len(self._names) > 1024:
+                self._names.clear()
+            name = self._names[pid] = process_name(pid) or self.unit.rsplit(".", 1)[0]
+        return name
+
+    def _append_record(self, data: bytes, flags: int, pid: int, stamp: float) -> None:
+        if data:
+            _write_all(self.data_fd, data, self.size)
+        os.write(self.index_fd, RECORD.pack(self.size, stamp, len(data), pid, flags))
+        self.size += len(data)
+
+    # -- writing ----------------------------------------------------------
+
     def write(self, data: bytes, stream: int, pid: int, eof: bool = False) -> None:
+        """Store one read of `stream`; a failure is counted, logged and never raised."""
+        stamp = time.time()
         try:
-            self._ensure_open()
-            if self.size >= self.max_bytes:
-                self._rotate()
-            record = RECORD.pack(self.size, time.time(), len(data), pid, stream | (EOF_FLAG if eof else 0))
-            if data:
-                written = os.write(self.data_fd, data)
-                if written != len(data):
-                    raise OSError(0, f"short write ({written} of {len(data)} bytes)")
-            os.write(self.index_fd, record)
-            self.size += len(data)
+            self._prepare(pid)
+            self._append_record(data, stream | (EOF_FLAG if eof else 0), pid, stamp)
         except OSError as exc:
-            self.dropped_bytes += len(data)
-            now = time.monotonic()
-            if now - self._last_error_log > 10:
-                self._last_error_log = now
-                log.error(
-                    "could not write the log of %s (pid %d): %s; %d bytes lost so far",
-                    self.unit, pid, exc, self.dropped_bytes,
-                )
-            # A file in a bad state is reopened on the next write.
-            self.close()
+            self._failed(len(data), pid, exc)
+        if self.on_data is not None:
+            self.on_data(data, stream, pid, stamp, eof)
+
+    def splice_from(self, pipe_fd: int, count: int, stream: int, pid: int) -> int:
+        """Move up to `count` bytes from a pipe into the log without copying them through Python.
+
+        Return the bytes moved: 0 at EOF. Raise BlockingIOError when the pipe
+        is empty, and OSError when splicing is not possible here (the caller
+        then reads and calls write()). Data that cannot be stored is counted
+        as dropped, never left in the pipe."""
+        self._prepare(pid)
+        stamp = time.time()
+        moved = os.splice(pipe_fd, self.data_fd, count, offset_dst=self.size, flags=os.SPLICE_F_NONBLOCK)
+        if moved:
+            os.write(self.index_fd, RECORD.pack(self.size, stamp, moved, pid, stream))
+            self.size += moved
+        return moved
+
+    def _failed(self, length: int, pid: int, exc: OSError) -> None:
+        self.dropped_bytes += length
+        self.last_error = exc.strerror or str(exc)
+        now = time.monotonic()
+        if now - self._last_error_log > 10:
+            self._last_error_log = now
+            log.error(
+                "could not write the log of %s (pid %d): %s; %d bytes lost so far",
+                self.unit, pid, exc, self.dropped_bytes,
+            )
+        # A file in a bad state is reopened on the next write.
+        self.close()
+
+    def count_failure(self, length: int, pid: int, exc: OSError) -> None:
+        """Record `length` bytes that a caller could not store."""
+        self._failed(length, pid, exc)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.EIO, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+        view = view[written:]
+        offset += written
+
+
+def _last_number(base: Path) -> int:
+    """Return the highest N for which BASE.log.N or BASE.idx.N exists (0 when none)."""
+    highest = 0
+    prefix = base.name + "."
+    try:
+        names = os.listdir(base.parent)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        suffix, _, number = name[len(prefix):].partition(".")
+        if suffix in ("log", "idx") and number.isdigit():
+            highest = max(highest, int(number))
+    return highest
 
 
 class LogStore:
@@ -132,13 +272,32 @@ class LogStore:
         self.max_bytes = max_bytes
         self.keep_files = keep_files
         self._writers: dict[str, UnitLog] = {}
+        # Returns a unit's own settings; set by the manager (see logconfig.py).
+        self.unit_options: Callable[[str], UnitLogOptions] | None = None
+        # Called with each new writer, so followers can attach to it.
+        self.on_writer: Callable[[UnitLog], None] | None = None
+
+    def options_for(self, unit: str) -> UnitLogOptions:
+        if self.unit_options is not None:
+            return self.unit_options(unit)
+        return UnitLogOptions(self.max_bytes, self.keep_files)
 
     def writer(self, unit: str) -> UnitLog:
+        """Return the writer of `unit`, with the unit's current settings applied."""
         writer = self._writers.get(unit)
         if writer is None:
             writer = UnitLog(self.directory, unit, self.max_bytes, self.keep_files)
             self._writers[unit] = writer
+            if self.on_writer is not None:
+                self.on_writer(writer)
+        writer.configure(self.options_for(unit))
         return writer
+
+    def existing_writer(self, unit: str) -> UnitLog | None:
+        return self._writers.get(unit)
+
+    def writers(self) -> list[UnitLog]:
+        return list(self._writers.values())
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -148,23 +307,62 @@ class LogStore:
         writer = self._writers.get(unit)
         return writer.dropped_bytes if writer else 0
 
+    def status_fields(self, unit: str) -> dict[str, object]:
+        """Return the log figures `status` shows: bytes lost, files reopened, the last error."""
+        writer = self._writers.get(unit)
+        if writer is None:
+            return {"log_write_errors": 0, "log_reopened": 0, "log_last_error": ""}
+        return {
+            "log_write_errors": writer.dropped_bytes,
+            "log_reopened": writer.reopened,
+            "log_last_error": writer.last_error,
+        }
+
     def tail(self, unit: str, lines: int) -> list[LogLine]:
         """Return the last `lines` lines of a unit (all lines when `lines` is 0), oldest first."""
-        files = self._files(unit)
+        return self.query(unit, lines)
+
+    def query(
+        self,
+        unit: str,
+        lines: int = 0,
+        since: float | None = None,
+        accept: Callable[[LogLine], bool] | None = None,
+    ) -> list[LogLine]:
+        """Return the last `lines` lines (0: all) accepted by `accept`, oldest first.
+
+        Files whose last record is older than `since` are not read."""
         result: list[LogLine] = []
-        for data_path, index_path in files:
-            chunk_lines = list(_lines_of_file(unit, data_path, index_path))
-            result = chunk_lines + result
+        for data_path, index_path in self._files(unit):
+            if since is not None and _last_time(index_path) < since:
+                break
+            chunk = [line for line in lines_of_file(unit, data_path, index_path)
+                     if accept is None or accept(line)]
+            result = chunk + result
             if lines and len(result) >= lines:
                 break
         return result[-lines:] if lines else result
 
     def _files(self, unit: str) -> list[tuple[Path, Path]]:
+        """Return the unit's (data, index) file pairs, newest first."""
         base = self.directory / _file_name(unit)
         files = [(Path(f"{base}.log"), Path(f"{base}.idx"))]
-        for number in range(1, self.keep_files):
+        for number in range(1, _last_number(base) + 1):
             files.append((Path(f"{base}.log.{number}"), Path(f"{base}.idx.{number}")))
         return [(d, i) for d, i in files if d.exists() and i.exists()]
+
+
+def _last_time(index_path: Path) -> float:
+    try:
+        with open(index_path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            usable = size - size % RECORD.size
+            if not usable:
+                return 0.0
+            f.seek(usable - RECORD.size)
+            return RECORD.unpack(f.read(RECORD.size))[1]
+    except OSError:
+        return 0.0
 
 
 def _read_records(index_path: Path) -> Iterator[tuple[int, float, int, int, int]]:
@@ -173,25 +371,69 @@ def _read_records(index_path: Path) -> Iterator[tuple[int, float, int, int, int]
     yield from RECORD.iter_unpack(data[:usable])
 
 
-def _lines_of_file(unit: str, data_path: Path, index_path: Path) -> Iterator[LogLine]:
-    # stream -> (bytes not yet ended by a newline, pid, time of the last read)
-    pending: dict[int, tuple[bytes, int, float]] = {}
+class _Pending:
+    """The unfinished line of one stream while a file is read."""
+
+    __slots__ = ("parts", "pid", "time")
+
+    def __init__(self, pid: int, stamp: float):
+        self.parts: list[bytes] = []
+        self.pid = pid
+        self.time = stamp
+
+
+def lines_of_file(unit: str, data_path: Path, index_path: Path) -> Iterator[LogLine]:
+    """Rebuild the lines of one data file from its index."""
     with open(data_path, "rb") as data_file:
-        for offset, stamp, length, pid, flags in _read_records(index_path):
-            stream = flags & ~EOF_FLAG
-            name = STREAM_NAMES.get(stream, "stdout")
-            buffer, buffer_pid, _ = pending.get(stream, (b"", pid, stamp))
-            if length:
-                data_file.seek(offset)
-                buffer += data_file.read(length)
-            *complete, rest = buffer.split(b"\n")
-            for line in complete:
-                yield LogLine(unit, stamp, name, buffer_pid, line)
-                buffer_pid = pid
-            if flags & EOF_FLAG and rest:
-                yield LogLine(unit, stamp, name, pid, rest, partial=True)
-                rest = b""
-            pending[stream] = (rest, pid if complete else buffer_pid, stamp)
-    for stream, (buffer, pid, stamp) in pending.items():
-        if buffer:
-            yield LogLine(unit, stamp, STREAM_NAMES.get(stream, "stdout"), pid, buffer, partial=True)
+        size = os.fstat(data_file.fileno()).st_size
+        if size == 0:
+            data: bytes | mmap.mmap = b""
+        else:
+            data = mmap.mmap(data_file.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            yield from _rebuild_lines(unit, data, _read_records(index_path))
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+
+
+def _rebuild_lines(
+    unit: str, data: bytes | mmap.mmap, records: Iterator[tuple[int, float, int, int, int]]
+) -> Iterator[LogLine]:
+    names: dict[int, str] = {}
+    pending: dict[int, _Pending] = {}
+    for offset, stamp, length, pid, flags in records:
+        chunk = data[offset:offset + length] if length else b""
+        if flags & META_FLAG:
+            names[pid] = chunk.decode("utf-8", "replace")
+            continue
+        stream = flags & STREAM_MASK
+        name = STREAM_NAMES.get(stream, "stdout")
+        state = pending.get(stream)
+        if state is None:
+            state = pending[stream] = _Pending(pid, stamp)
+        if not state.parts:
+            state.pid = pid
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            state.parts.append(chunk[start:end])
+            yield LogLine(unit, stamp, name, state.pid, b"".join(state.parts),
+                          identifier=names.get(state.pid, ""))
+            state.parts = []
+            state.pid = pid
+            start = end + 1
+        if start < len(chunk):
+            state.parts.append(chunk[start:])
+        state.time = stamp
+        if flags & EOF_FLAG and state.parts:
+            yield LogLine(unit, stamp, name, state.pid, b"".join(state.parts), partial=True,
+                          identifier=names.get(state.pid, ""))
+            state.parts = []
+    for stream, state in pending.items():
+        if state.parts:
+            yield LogLine(unit, state.time, STREAM_NAMES.get(stream, "stdout"), state.pid,
+                          b"".join(state.parts), partial=True, pending=True,
+                          identifier=names.get(state.pid, ""))

@@ -9,6 +9,7 @@ still holds the pipe, is kept.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -20,7 +21,11 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = 1031
+# Errors that mean splice(2) cannot target this file at all.
+SPLICE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
 
+FILE_TARGETS = ("file:", "append:", "truncate:")
+NOT_LOG_TARGETS = ("null", *FILE_TARGETS)
 LOG_TARGETS = {"journal", "kmsg", "journal+console", "kmsg+console", "syslog", "syslog+console"}
 
 
@@ -34,6 +39,8 @@ class PipeReader:
         self.read_fd, self.write_fd = os.pipe()
         self.pid = 0
         self.done = loop.create_future()
+        # splice(2) moves the bytes from the pipe to the file inside the kernel.
+        self.splice = hasattr(os, "splice")
         try:
             # A larger pipe means fewer wake-ups and fewer stalls of a fast writer.
             fcntl.fcntl(self.read_fd, F_SETPIPE_SZ, PIPE_SIZE)
@@ -58,6 +65,42 @@ class PipeReader:
             self.done.set_result(None)
 
     def _on_readable(self) -> None:
+        if self.splice and self.writer.on_data is None:
+            self._splice()
+        else:
+            self._read()
+
+    def _splice(self) -> None:
+        try:
+            moved = self.writer.splice_from(self.read_fd, READ_SIZE, self.stream, self.pid)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno in SPLICE_UNSUPPORTED:
+                log.debug("splice into the log of %s failed (%s); reading instead", self.writer.unit, exc)
+                self.splice = False
+                self._read()
+            else:
+                self._drain_after_failure(exc)
+            return
+        if moved == 0:
+            self._finish()
+
+    def _drain_after_failure(self, exc: OSError) -> None:
+        """Read what could not be stored, so the writer never blocks on a full pipe."""
+        try:
+            data = os.read(self.read_fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as read_error:
+            log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, read_error)
+            data = b""
+        if data:
+            self.writer.count_failure(len(data), self.pid, exc)
+        else:
+            self._finish()
+
+    def _read(self) -> None:
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:
@@ -68,6 +111,9 @@ class PipeReader:
         if data:
             self.writer.write(data, self.stream, self.pid)
             return
+        self._finish()
+
+    def _finish(self) -> None:
         self.writer.write(b"", self.stream, self.pid, eof=True)
         self.loop.remove_reader(self.read_fd)
         os.close(self.read_fd)
@@ -121,14 +167,25 @@ def open_stdio(
     targets = StdioTargets()
     try:
         targets.stdout_fd = _target_fd(loop, writer, stdout_spec, STDOUT, targets)
-        if stderr_spec == "inherit":
+        if _shares_stdout(stdout_spec, stderr_spec):
             targets.stderr_fd = targets.stdout_fd
         else:
+            if stderr_spec == "inherit":
+                # Both go to the log, through pipes of their own, so that each
+                # line keeps its stream.
+                stderr_spec = "journal"
             targets.stderr_fd = _target_fd(loop, writer, stderr_spec, STDERR, targets)
     except OSError:
         targets.failed()
         raise
     return targets
+
+
+def _shares_stdout(stdout_spec: str, stderr_spec: str) -> bool:
+    """Tell whether stderr uses stdout's descriptor: systemd shares it for inherit and the same file."""
+    if stderr_spec == "inherit":
+        return stdout_spec == "inherit" or stdout_spec.startswith(NOT_LOG_TARGETS)
+    return stderr_spec.startswith(FILE_TARGETS) and stderr_spec == stdout_spec
 
 
 def _target_fd(
@@ -143,7 +200,7 @@ def _target_fd(
         return reader.write_fd
     if spec == "null":
         return _devnull(targets)
-    if spec.startswith(("file:", "append:", "truncate:")):
+    if spec.startswith(FILE_TARGETS):
         fd = _open_file_target(spec)
         targets._opened.append(fd)
         return fd

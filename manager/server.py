@@ -21,6 +21,7 @@ endpoint file (`Paths.endpoint_file`, mode 0600) for clients:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -53,6 +54,9 @@ class Peer:
     key: str  # the client's CURVE public key, Z85
     identity: bytes  # ROUTER routing id, the address for events sent later
 
+
+# The client behind the request being served; commands such as `subscribe` read it.
+current_peer: contextvars.ContextVar[Peer | None] = contextvars.ContextVar("current_peer", default=None)
 
 Handler = Callable[[protocol.Request, Peer], Awaitable[dict[str, Any]]]
 
@@ -97,8 +101,8 @@ class ControlServer:
         self._receiver: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._bound: list[str] = []
-        # TODO: event streams (subscriptions keyed by Peer.identity and a publish()
-        # that sends {"sub", "seq", "event", ...} to one client) are not built yet.
+        # Called when the server stops (the event hub cancels its producers).
+        self.on_stop: list[Callable[[], None]] = []
 
     @property
     def bound_endpoints(self) -> list[str]:
@@ -130,6 +134,11 @@ class ControlServer:
 
     async def stop(self) -> None:
         """Stop serving, cancel running requests, remove the socket and endpoint files."""
+        for callback in self.on_stop:
+            try:
+                callback()
+            except Exception:
+                log.exception("control endpoint: a stop callback failed")
         tasks = [t for t in [self._receiver, *self._requests] if t is not None]
         for task in tasks:
             task.cancel()
@@ -250,6 +259,8 @@ class ControlServer:
                 )
             request = protocol.decode_request(data)
             request_id = request.id
+            # This task's own context: commands such as `subscribe` read the peer from it.
+            current_peer.set(peer)
             result = await self.handler(request, peer)
             if not isinstance(result, dict):
                 raise TypeError(f"handler returned {type(result).__name__}, not a dict")
@@ -295,3 +306,23 @@ class ControlServer:
         except zmq.ZMQError as exc:
             log.warning("cannot send reply to request id=%r to client %s…: %s",
                         reply.get("id"), peer.key[:8], exc)
+
+    def send_event(self, identity: bytes, event: dict[str, Any]) -> bool:
+        """Send one event to one client at once, without waiting; return False if it was not sent.
+
+        A ROUTER socket without ROUTER_MANDATORY never blocks a send: libzmq
+        drops a message for a client that has gone. The event hub's window
+        keeps a live client's queue in libzmq well below its high-water mark."""
+        if self._socket is None:
+            return False
+        try:
+            data = protocol.encode(event)
+        except (protocol.ProtocolError, TypeError, ValueError) as exc:
+            log.error("cannot encode a %s event for subscription %s: %s", event.get("event"),
+                      event.get("sub"), exc)
+            return False
+        future = self._socket.send_multipart([identity, data], flags=zmq.NOBLOCK)
+        if future.done() and future.exception() is not None:
+            log.debug("event for subscription %s not sent: %s", event.get("sub"), future.exception())
+            return False
+        return True

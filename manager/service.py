@@ -1,11 +1,22 @@
-"""The life of one service unit: start and stop sequences, exits, restarts.
+"""The life of one service unit: start sequence, readiness per Type=, exits, restarts.
 
-States follow systemd (see states.py). One coroutine runs each job: `start()`
-goes condition check -> start limit -> ExecStartPre -> ExecStart (readiness
-per Type=) -> ExecStartPost -> running; `stop()` goes ExecStop -> KillSignal to
-the unit's processes -> wait TimeoutStopSec= -> SIGKILL to the survivors ->
-ExecStopPost. An exit of the main process that the manager did not ask for
-goes through the same stop sequence and then the Restart= rules.
+States follow systemd (see states.py). One coroutine runs each job. `start`
+goes: Condition*= -> start limit -> ExecCondition= -> ExecStartPre= ->
+ExecStart= (readiness per Type=) -> ExecStartPost= -> running, all bounded by
+TimeoutStartSec=. `stop` is servicestop.StopSequence. An exit of the main
+process that the manager did not ask for goes through the same stop sequence
+and then the Restart= rules. sd_notify messages, the watchdog and `reload`
+are in servicenotify.py.
+
+When a service counts as started:
+
+| Type | started when |
+|---|---|
+| simple, idle, dbus | the process was spawned (an exec failure is an exit right after) |
+| exec | the exec of the main program succeeded |
+| forking | the first process exited cleanly; the main PID then comes from PIDFile= or a guess |
+| oneshot | every ExecStart= exited cleanly |
+| notify, notify-reload | the service sent READY=1 |
 """
 
 from __future__ import annotations
@@ -16,14 +27,19 @@ import os
 import signal
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import processes
+from unitmgr.manager.environment import EnvironmentFileError
 from unitmgr.manager.killing import ProcessSet
+from unitmgr.manager.mainpid import ExitWatch, PIDFileError, guess_main_pid, pid_file_path, wait_pid_file
 from unitmgr.manager.output import StdioTargets, open_stdio
 from unitmgr.manager.reaper import ExitStatus
+from unitmgr.manager.servicenotify import NOTIFY_TYPES, Watchdog, notify_access
+from unitmgr.manager.servicestop import StopSequence, kill_leftovers
 from unitmgr.manager.spawn import SpawnError, SpawnSpec, parse_helper_status, spawn
 from unitmgr.manager.states import (
     ActiveState,
@@ -34,6 +50,7 @@ from unitmgr.manager.states import (
     should_restart,
     status_name,
 )
+from unitmgr.manager.timeouts import Deadline
 from unitmgr.manager.unitbase import UnitRuntime
 from unitmgr.units.model import ExecCommand, Unit
 
@@ -62,6 +79,13 @@ class StartFailed(Exception):
         self.status = status
 
 
+class ConditionNotMet(StartFailed):
+    """ExecCondition= exited 1..254: the start is skipped and the unit is not failed."""
+
+    def __init__(self, status: ExitStatus):
+        super().__init__("exec-condition", ExitCause.CLEAN, status)
+
+
 @dataclass
 class ControlRecord:
     """A finished control process, shown as a `Process:` line in status."""
@@ -81,26 +105,29 @@ class ControlRecord:
 
 @dataclass
 class StartLimit:
-    """systemd's start rate limit: `burst` starts per `interval` seconds."""
+    """At most `burst` starts within any `interval` seconds (a sliding window).
+
+    Every start counts: manual ones, automatic restarts and starts pulled in
+    by dependencies, also the first start after a long run. `interval` 0 or
+    `burst` 0 turns the limit off, as in systemd.
+    """
 
     interval: float
     burst: int
-    begin: float = 0.0
-    count: int = 0
-    spawn_times: list[float] = field(default_factory=list)
+    starts: deque[float] = field(default_factory=deque)
 
     def allow(self, now: float) -> bool:
-        if self.interval <= 0 or self.interval == float("inf") and self.burst <= 0:
+        if not self.interval or self.interval <= 0 or not self.burst or self.burst <= 0:
             return True
-        if now - self.begin > self.interval:
-            self.begin, self.count = now, 0
-        if self.count < self.burst:
-            self.count += 1
-            return True
-        return False
+        while self.starts and now - self.starts[0] >= self.interval:
+            self.starts.popleft()
+        if len(self.starts) >= self.burst:
+            return False
+        self.starts.append(now)
+        return True
 
     def reset(self) -> None:
-        self.begin, self.count = 0.0, 0
+        self.starts.clear()
 
 
 class ServiceRuntime(UnitRuntime):
@@ -109,20 +136,31 @@ class ServiceRuntime(UnitRuntime):
         self.main_pid = 0
         self.main_exit: ExitStatus | None = None
         self.main_exited: asyncio.Future[ExitStatus] | None = None
+        self.control_pids: set[int] = set()
         self.control_records: list[ControlRecord] = []
         self.n_restarts = 0
         self.invocation_id = ""
         self.roots: set[int] = set()
         self.status_text = ""
-        self.start_limit = StartLimit(
-            unit.get("Unit", "StartLimitIntervalSec"), unit.get("Unit", "StartLimitBurst")
-        )
+        self.status_errno = 0
+        self.start_limit = StartLimit(*self._start_limit_settings(unit))
         self.start_times: list[float] = []
+        # The running phase's time limit, which EXTEND_TIMEOUT_USEC= extends.
+        self.deadline: Deadline | None = None
+        # Resolved by READY=1 while a start or reload waits for it.
+        self.ready: asyncio.Future[None] | None = None
+        self.watchdog = Watchdog(self)
+        self.watchdog_override: float | None = None
+        self.notify_access_override = ""
+        self.reload_requested_at: float | None = None
+        # Set by the watchdog or a resource limit: how the next main exit is judged.
+        self.forced_result: tuple[str, ExitCause] | None = None
+        self.stopping = False  # a stop job is running
+        self.restarting = False  # that stop is part of a restart (RestartKillSignal=)
+        self.self_stopping = False  # the service sent STOPPING=1
+        self.started_ok = False
         self._restart_task: asyncio.Task | None = None
-        self._stopping = False
-        self._started_ok = False
-        self._main_watch_task: asyncio.Task | None = None
-        self._forced_result: tuple[str, ExitCause] | None = None
+        self._watches: list[ExitWatch] = []
 
     # -- settings ---------------------------------------------------------
 
@@ -133,10 +171,21 @@ class ServiceRuntime(UnitRuntime):
     def service_type(self) -> str:
         return self.setting("Type") or "simple"
 
+    @staticmethod
+    def _start_limit_settings(unit: Unit) -> tuple[float, int]:
+        interval = unit.get("Unit", "StartLimitIntervalSec")
+        burst = unit.get("Unit", "StartLimitBurst")
+        # The old spellings, also accepted in [Service], win when they are set.
+        for section, key in (("Unit", "StartLimitInterval"), ("Service", "StartLimitInterval")):
+            if unit.is_set(section, key):
+                interval = unit.get(section, key)
+        if unit.is_set("Service", "StartLimitBurst"):
+            burst = unit.get("Service", "StartLimitBurst")
+        return interval, burst
+
     def reload_definition(self, unit: Unit) -> None:
         super().reload_definition(unit)
-        self.start_limit.interval = unit.get("Unit", "StartLimitIntervalSec")
-        self.start_limit.burst = unit.get("Unit", "StartLimitBurst")
+        self.start_limit.interval, self.start_limit.burst = self._start_limit_settings(unit)
 
     # -- jobs -------------------------------------------------------------
 
@@ -149,113 +198,212 @@ class ServiceRuntime(UnitRuntime):
         skipped = self.check_conditions()
         if skipped:
             return skipped
-        now = time.monotonic()
-        if not self.start_limit.allow(now):
-            log.warning("start request repeated too quickly: %s (StartLimitBurst=%d within %gs)",
+        if not self.start_limit.allow(time.monotonic()):
+            log.warning("%s: start request repeated too quickly (StartLimitBurst=%d within %gs); "
+                        "run reset-failed to allow starts again",
                         self.name, self.start_limit.burst, self.start_limit.interval)
             self.set_state(ActiveState.FAILED, "failed", result="start-limit-hit")
             return "failed"
         self.start_times.append(time.time())
         self._begin_invocation()
+        deadline = Deadline(self.setting("TimeoutStartSec"))
+        self.deadline = deadline
         try:
-            timeout = self.setting("TimeoutStartSec")
-            await self._with_timeout(self._start_sequence(), timeout)
-        except StartFailed as failure:
-            await self._after_failed_start(failure)
-            return "failed"
-        except asyncio.CancelledError:
-            # A stop job took over; it cleans up.
-            raise
-        return "done"
+            await deadline.run(self._start_sequence())
+        except TimeoutError:
+            log.warning("%s: start timed out after TimeoutStartSec=%gs", self.name, deadline.seconds)
+            failure = StartFailed("timeout", ExitCause.TIMEOUT)
+        except StartFailed as exc:
+            failure = exc
+        else:
+            await self._enter_running()
+            return "done"
+        finally:
+            if self.deadline is deadline:
+                self.deadline = None
+        return await self._after_failed_start(failure)
 
     async def run_stop(self) -> str:
         self._cancel_restart()
         if self.active_state in (ActiveState.INACTIVE, ActiveState.FAILED):
-            if self.sub_state == "auto-restart":
-                self.set_state(ActiveState.INACTIVE, "dead")
             return "done"
-        self._stopping = True
+        self.stopping = True
         try:
-            result = await self._stop_sequence(self.result if self.result != "success" else "success")
+            result = await StopSequence(self, "success", run_exec_stop=True).run()
         finally:
-            self._stopping = False
+            self.stopping = False
+            self.restarting = False
         self._finish(result, restart_allowed=False)
         return "done"
+
+    async def run_reload(self) -> str:
+        from unitmgr.manager.servicenotify import run_reload
+
+        return await run_reload(self)
+
+    def can_reload(self) -> bool:
+        from unitmgr.manager.servicenotify import can_reload
+
+        return can_reload(self)
 
     # -- start sequence ---------------------------------------------------
 
     def _begin_invocation(self) -> None:
         self.invocation_id = uuid.uuid4().hex
         self.roots = set()
+        self.control_pids = set()
         self.control_records = []
         self.main_pid = 0
         self.main_exited = None
-        self._started_ok = False
+        self.started_ok = False
+        self.self_stopping = False
+        self.forced_result = None
+        self.watchdog_override = None
+        self.notify_access_override = ""
+        self.status_text = ""
+        self.status_errno = 0
+        self.ready = None
+        self.watchdog = Watchdog(self)
         self.result = "success"
 
-    async def _with_timeout(self, coro: Any, timeout: float) -> Any:
-        if timeout == float("inf") or timeout <= 0:
-            return await coro
-        try:
-            return await asyncio.wait_for(coro, timeout)
-        except TimeoutError:
-            log.warning("start of %s timed out after %gs (TimeoutStartSec=)", self.name, timeout)
-            raise StartFailed("timeout", ExitCause.TIMEOUT) from None
-
     async def _start_sequence(self) -> None:
+        if self.setting("ExecCondition"):
+            self.set_state(ActiveState.ACTIVATING, "condition")
+            for command in self.setting("ExecCondition"):
+                await self._run_condition(command)
         self.set_state(ActiveState.ACTIVATING, "start-pre")
         for command in self.setting("ExecStartPre"):
-            await self._run_control("ExecStartPre", command)
+            await self.run_control("ExecStartPre", command)
         self.set_state(ActiveState.ACTIVATING, "start")
-        if self.service_type == "oneshot":
+        kind = self.service_type
+        if kind == "oneshot":
             await self._start_oneshot()
+        elif kind == "forking":
+            await self._start_forking()
         else:
-            await self._start_main()
+            await self._start_main(wait_exec=kind in ("exec", *NOTIFY_TYPES))
+            if kind in NOTIFY_TYPES:
+                await self._wait_ready()
         self.set_state(ActiveState.ACTIVATING, "start-post")
         for command in self.setting("ExecStartPost"):
-            await self._run_control("ExecStartPost", command)
-        self._started_ok = True
+            await self.run_control("ExecStartPost", command)
+        self.started_ok = True
+
+    async def _run_condition(self, command: ExecCommand) -> None:
+        try:
+            await self.run_control("ExecCondition", command)
+        except StartFailed as failure:
+            status = failure.status
+            if status is not None and status.code == "exited" and 1 <= status.status <= 254:
+                raise ConditionNotMet(status) from None
+            raise
+
+    async def _enter_running(self) -> None:
         if self.service_type == "oneshot":
-            if self.setting("RemainAfterExit"):
-                self.set_state(ActiveState.ACTIVE, "exited")
-            else:
-                self.set_state(ActiveState.ACTIVE, "exited")
-                result = await self._stop_sequence("success", run_exec_stop=True)
+            self.main_pid = 0
+            self.set_state(ActiveState.ACTIVE, "exited")
+            if not self.setting("RemainAfterExit"):
+                result = await StopSequence(self, "success", run_exec_stop=True).run()
                 self._finish(result, restart_allowed=True, cause=ExitCause.CLEAN)
             return
-        if self.main_exit is not None and self.main_exited is not None and self.main_exited.done():
-            # The main process ended during ExecStartPost: handle it as an exit now.
-            self.set_state(ActiveState.ACTIVE, "running")
-            self._watch_main()
-            return
         self.set_state(ActiveState.ACTIVE, "running")
-        self._watch_main()
+        self.watchdog.arm()
+        exited = self.main_exited
+        if exited is not None and exited.done() and not exited.cancelled():
+            # The main process ended during ExecStartPost= (or could not be
+            # spawned, for Type=simple): handle it as an exit now.
+            self._on_main_exit(exited.result())
+        elif exited is None:
+            self._supervise_without_main()
 
-    async def _start_main(self) -> None:
+    async def _start_main(self, wait_exec: bool) -> None:
         commands = self.setting("ExecStart")
         if not commands:
             raise StartFailed("resources", ExitCause.UNCLEAN_CODE)
+        if self.service_type in NOTIFY_TYPES:
+            # Created before the spawn so that an early READY=1 is not lost.
+            self.ready = self.manager.loop.create_future()
         pid, helper_fd = self._spawn("ExecStart", commands[0], main=True)
-        self.main_pid = pid
-        if helper_fd is not None and self.service_type == "exec":
+        if helper_fd is None:
+            return
+        if wait_exec:
             failure = await self._read_helper_status(helper_fd)
-            if failure is not None:
+            if failure is not None and self.main_exited is not None:
                 status = await self.main_exited
                 raise StartFailed("exit-code", ExitCause.UNCLEAN_CODE, status)
-        elif helper_fd is not None:
+        else:
             asyncio.ensure_future(self._read_helper_status(helper_fd))
+
+    async def _wait_ready(self) -> None:
+        """Wait for READY=1; an exit before it fails the start (Result=protocol if it was clean)."""
+        ready, exited = self.ready, self.main_exited
+        assert ready is not None
+        waiters: set[asyncio.Future[Any]] = {ready}
+        if exited is not None:
+            waiters.add(exited)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            return
+        assert exited is not None
+        status = exited.result()
+        cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
+        if cause is ExitCause.CLEAN:
+            log.warning("%s: main process exited before sending READY=1", self.name)
+            raise StartFailed("protocol", ExitCause.UNCLEAN_CODE, status)
+        raise StartFailed(result_for(cause, status), cause, status)
 
     async def _start_oneshot(self) -> None:
         for command in self.setting("ExecStart"):
             pid, helper_fd = self._spawn("ExecStart", command, main=True)
-            self.main_pid = pid
             if helper_fd is not None:
                 asyncio.ensure_future(self._read_helper_status(helper_fd))
+            assert self.main_exited is not None
             status = await self.main_exited
             cause = classify_exit(status, "oneshot", self.setting("SuccessExitStatus"))
             if cause is not ExitCause.CLEAN and not command.ignore_failure:
                 raise StartFailed(result_for(cause, status), cause, status)
         self.main_pid = 0
+
+    async def _start_forking(self) -> None:
+        commands = self.setting("ExecStart")
+        if not commands:
+            raise StartFailed("resources", ExitCause.UNCLEAN_CODE)
+        pid, helper_fd = self._spawn("ExecStart", commands[0], main=True)
+        if helper_fd is not None:
+            asyncio.ensure_future(self._read_helper_status(helper_fd))
+        assert self.main_exited is not None
+        status = await self.main_exited
+        cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
+        if cause is not ExitCause.CLEAN:
+            raise StartFailed(result_for(cause, status), cause, status)
+        self.main_pid = 0
+        self.main_exited = None
+        main = await self._find_forking_main()
+        if main:
+            self.adopt_main(main)
+
+    async def _find_forking_main(self) -> int:
+        pid_file = self.setting("PIDFile")
+        if pid_file:
+            path = pid_file_path(pid_file, self.manager.paths.runtime)
+            try:
+                return await wait_pid_file(path, self.members)
+            except PIDFileError as exc:
+                log.error("%s: %s", self.name, exc)
+                raise StartFailed("protocol", ExitCause.UNCLEAN_CODE) from None
+        if self.setting("GuessMainPID") is False:
+            return 0
+        main = guess_main_pid(self.members(), os.getpid())
+        if not main:
+            log.warning("%s: could not guess the main PID; supervising the unit's processes instead",
+                        self.name)
+        return main
+
+    def adopt_main(self, pid: int) -> None:
+        """Make `pid` the main process (forking PID file, MAINPID=)."""
+        self.main_pid = pid
+        self.roots.add(pid)
+        self._track_main(pid)
 
     async def _read_helper_status(self, fd: int) -> str | None:
         """Wait for the exec helper's verdict: None once the exec succeeded."""
@@ -275,6 +423,7 @@ class ServiceRuntime(UnitRuntime):
         try:
             data = await future
         finally:
+            loop.remove_reader(fd)
             os.close(fd)
         if not data:
             return None
@@ -282,7 +431,7 @@ class ServiceRuntime(UnitRuntime):
         log.error("%s: could not start: %s (status=%d)", self.name, reason, code)
         return reason
 
-    async def _run_control(
+    async def run_control(
         self, setting: str, command: ExecCommand, extra_env: dict[str, str] | None = None
     ) -> ExitStatus | None:
         """Run one control command to its end; raise StartFailed when it fails and counts."""
@@ -296,27 +445,52 @@ class ServiceRuntime(UnitRuntime):
             asyncio.ensure_future(self._read_helper_status(helper_fd))
         record = ControlRecord(pid, setting, command.source or " ".join(command.words))
         self.control_records.append(record)
-        future = self.manager.loop.create_future()
-        self.manager.reaper.watch(pid, lambda status: future.done() or future.set_result(status))
-        self.roots.add(pid)
-        status = await future
+        self.control_pids.add(pid)
+        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid)
+        try:
+            status = await watch.future
+        finally:
+            self.control_pids.discard(pid)
+            if not watch.future.done():
+                # Canceled by a timeout: the process is killed with the rest of the unit.
+                watch.cancel()
         record.status = status
-        await self._kill_leftovers(exclude={self.main_pid} if self.main_pid else set())
+        await kill_leftovers(self, session=pid)
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
         if cause is not ExitCause.CLEAN and not command.ignore_failure:
-            log.warning("%s: %s= process %d failed (%s=%d)", self.name, setting, pid, status.code, status.status)
+            log.warning("%s: %s= process %d failed (%s, status=%d/%s)", self.name, setting, pid,
+                        status.code, status.status, status_name(status))
             raise StartFailed(result_for(cause, status), cause, status)
         return status
 
     # -- spawning ---------------------------------------------------------
 
+    def _unit_env(self, main: bool) -> dict[str, str]:
+        """Variables this service adds: NOTIFY_SOCKET, WATCHDOG_USEC, PIDFILE."""
+        env: dict[str, str] = {}
+        access = notify_access(self)
+        if access != "none" and (main or access in ("exec", "all")):
+            env["NOTIFY_SOCKET"] = self.manager.notify_address
+        watchdog = self.setting("WatchdogSec") or 0
+        if main and 0 < watchdog < float("inf"):
+            env["WATCHDOG_USEC"] = str(int(watchdog * 1_000_000))
+        pid_file = self.setting("PIDFile")
+        if pid_file:
+            env["PIDFILE"] = str(pid_file_path(pid_file, self.manager.paths.runtime))
+        return env
+
     def _spawn(self, setting: str, command: ExecCommand, main: bool,
                extra_env: dict[str, str] | None = None) -> tuple[int, int | None]:
-        env = self.manager.environment_for(self, main=main)
-        if extra_env:
-            env.update(extra_env)
         from unitmgr.units.execline import expand_command
 
+        try:
+            env = self.manager.environment_for(self, main=main)
+        except EnvironmentFileError as exc:
+            log.error("%s: %s", self.name, exc)
+            raise StartFailed("resources", ExitCause.UNCLEAN_CODE) from None
+        env.update(self._unit_env(main))
+        if extra_env:
+            env.update(extra_env)
         path, argv = expand_command(command, env, env.get("PATH", os.defpath))
         writer = self.manager.logs.writer(self.name)
         try:
@@ -329,27 +503,37 @@ class ServiceRuntime(UnitRuntime):
             log.error("%s: could not open the output file: %s", self.name, exc)
             raise StartFailed("resources", ExitCause.UNCLEAN_CODE) from None
         spec = self._spawn_spec(path, argv, env, stdio)
+        if main and "WATCHDOG_USEC" in env:
+            spec.watchdog_pid = True
+        if main:  # socket activation: LISTEN_FDS and the sockets from fd 3 on (sockets.py)
+            from unitmgr.manager.sockets import attach_sockets
+
+            attach_sockets(self, spec)
         try:
             spawned = spawn(spec, self.manager.cwd)
         except SpawnError as exc:
             stdio.failed()
             log.error("%s: %s= could not start %s: %s", self.name, setting, path, exc)
-            status = ExitStatus(0, "exited", exc.exit_code)
-            if main:
-                self.main_exit = status
-                self.main_exited = self.manager.loop.create_future()
-                self.main_exited.set_result(status)
-                if self.service_type in ("simple",):
-                    # Type=simple counts as started at fork, so the failure
-                    # appears as an exit right after the start.
-                    return 0, None
-            raise StartFailed("exit-code", ExitCause.UNCLEAN_CODE, status) from None
+            return self._spawn_failed(main, ExitStatus(0, "exited", exc.exit_code))
         stdio.started(spawned.pid)
         self.roots.add(spawned.pid)
         log.info("%s: started %s= process, pid %d: %s", self.name, setting, spawned.pid, " ".join(argv))
         if main:
+            self.main_pid = spawned.pid
             self._track_main(spawned.pid)
         return spawned.pid, spawned.status_fd
+
+    def _spawn_failed(self, main: bool, status: ExitStatus) -> tuple[int, int | None]:
+        if main:
+            self.main_exit = status
+            self.main_exited = self.manager.loop.create_future()
+            self.main_exited.set_result(status)
+            if self.service_type in ("simple", "idle", "dbus"):
+                # Type=simple counts as started at fork, so the failure
+                # appears as an exit right after the start.
+                self.main_pid = 0
+                return 0, None
+        raise StartFailed("exit-code", ExitCause.UNCLEAN_CODE, status)
 
     def _spawn_spec(self, path: str, argv: list[str], env: dict[str, str], stdio: StdioTargets) -> SpawnSpec:
         cwd, cwd_optional = self._working_directory()
@@ -358,13 +542,17 @@ class ServiceRuntime(UnitRuntime):
             value = self.setting(key)
             if value is not None:
                 rlimits[name] = (value.soft, value.hard)
-        return SpawnSpec(
+        spec = SpawnSpec(
             path=path, argv=argv, env=env,
             stdout_fd=stdio.stdout_fd, stderr_fd=stdio.stderr_fd,
             cwd=cwd, cwd_optional=cwd_optional,
             umask=self.setting("UMask"), nice=self.setting("Nice"), rlimits=rlimits,
             ignore_sigpipe=self.setting("IgnoreSIGPIPE") is not False,
         )
+        # CPU affinity, I/O priority, OOM score and the unit's cgroup: manager/resources.py
+        if getattr(self.manager, "resources", None) is not None:
+            self.manager.resources.prepare_spawn(self, spec)
+        return spec
 
     def _working_directory(self) -> tuple[str | None, bool]:
         value = self.setting("WorkingDirectory") or ""
@@ -374,36 +562,51 @@ class ServiceRuntime(UnitRuntime):
             value = str(self.manager.paths.home)
         return (value or None), optional
 
+    # -- the main process ---------------------------------------------------
+
     def _track_main(self, pid: int) -> None:
-        future: asyncio.Future[ExitStatus] = self.manager.loop.create_future()
-        self.main_exited = future
+        invocation = self.invocation_id
 
         def on_exit(status: ExitStatus) -> None:
+            if pid != self.main_pid or invocation != self.invocation_id:
+                return
             self.main_exit = status
-            log.info("%s: main process %d exited, code=%s, status=%d", self.name, pid, status.code, status.status)
-            if not future.done():
-                future.set_result(status)
+            log.info("%s: main process %d exited, code=%s, status=%d/%s", self.name, pid, status.code,
+                     status.status, status_name(status))
+            if self.stopping:
+                return  # the stop job is waiting for it
+            if self.active_state is ActiveState.ACTIVE or self.active_state is ActiveState.RELOADING or (
+                    self.active_state is ActiveState.DEACTIVATING and self.self_stopping):
+                self._on_main_exit(status)
 
-        self.manager.reaper.watch(pid, on_exit)
+        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid, on_exit)
+        self._watches.append(watch)
+        self.main_exited = watch.future
 
-    def _watch_main(self) -> None:
-        if self.main_exited is None:
-            return
-        self._main_watch_task = asyncio.ensure_future(self._on_main_exit(self.main_exited, self.invocation_id))
-
-    async def _on_main_exit(self, exited: asyncio.Future[ExitStatus], invocation: str) -> None:
-        status = await exited
-        if self._stopping or invocation != self.invocation_id:
-            return
-        if self.active_state is not ActiveState.ACTIVE:
-            return
+    def _on_main_exit(self, status: ExitStatus) -> None:
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
         result = result_for(cause, status)
-        if self._forced_result is not None:
-            result, cause = self._forced_result
-            self._forced_result = None
+        if self.forced_result is not None:
+            result, cause = self.forced_result
+            self.forced_result = None
         self.main_pid = 0
-        await self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status))
+        self.watchdog.disarm()
+        asyncio.ensure_future(
+            self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status)))
+
+    def _supervise_without_main(self) -> None:
+        """A forking service without a known main PID runs until its last process is gone."""
+        invocation = self.invocation_id
+        procs = ProcessSet(self.manager.loop, self.name)
+        procs.add(self.members())
+
+        async def wait() -> None:
+            await procs.wait_empty(float("inf"))
+            procs.close()
+            if invocation == self.invocation_id and not self.stopping and self.active_state is ActiveState.ACTIVE:
+                self._on_main_exit(ExitStatus(0, "exited", 0))
+
+        asyncio.ensure_future(wait())
 
     def kill_for_result(self, result: str, cause: ExitCause, signum: int = signal.SIGKILL) -> None:
         """End a running service on the manager's own decision (a limit, a watchdog).
@@ -416,130 +619,43 @@ class ServiceRuntime(UnitRuntime):
             return
         log.warning("%s: killing main process %d and the rest of the unit (result %s)",
                     self.name, self.main_pid, result)
-        self._forced_result = (result, cause)
+        self.forced_result = (result, cause)
         procs = ProcessSet(self.manager.loop, self.name)
         procs.add(self.members())
         procs.signal(signum)
         procs.close()
 
     async def _handle_exit(self, result: str, cause: ExitCause, status: ExitStatus) -> str:
-        final = await self._stop_sequence(result, run_exec_stop=True)
+        final = await StopSequence(self, result, run_exec_stop=True).run()
         self._finish(final, restart_allowed=True, cause=cause, status=status)
         return "done"
-
-    # -- stop sequence ----------------------------------------------------
-
-    async def _stop_sequence(self, result: str, run_exec_stop: bool = True) -> str:
-        self.set_state(ActiveState.DEACTIVATING, "stop")
-        env = self._stop_env(result)
-        if run_exec_stop and self._started_ok:
-            for command in self.setting("ExecStop"):
-                try:
-                    await self._with_stop_timeout(self._run_control("ExecStop", command, env))
-                except StartFailed:
-                    break
-        result = await self._kill_all(result)
-        self.set_state(ActiveState.DEACTIVATING, "stop-post")
-        for command in self.setting("ExecStopPost"):
-            try:
-                await self._with_stop_timeout(self._run_control("ExecStopPost", command, self._stop_env(result)))
-            except StartFailed:
-                pass
-        await self._kill_leftovers()
-        return result
-
-    def _stop_env(self, result: str) -> dict[str, str]:
-        env = {"SERVICE_RESULT": result}
-        if self.main_pid:
-            env["MAINPID"] = str(self.main_pid)
-        if self.main_exit is not None:
-            env["EXIT_CODE"] = self.main_exit.code
-            env["EXIT_STATUS"] = (str(self.main_exit.status) if self.main_exit.code == "exited"
-                                  else status_name(self.main_exit))
-        return env
-
-    async def _with_stop_timeout(self, coro: Any) -> Any:
-        timeout = self.setting("TimeoutStopSec")
-        if timeout == float("inf") or timeout <= 0:
-            return await coro
-        try:
-            return await asyncio.wait_for(coro, timeout)
-        except TimeoutError:
-            raise StartFailed("timeout", ExitCause.TIMEOUT) from None
 
     def members(self) -> set[int]:
         table = processes.process_table()
         return processes.unit_members(table, self.roots, self.roots, self.invocation_id, os.getpid())
 
-    async def _kill_all(self, result: str) -> str:
-        mode = self.setting("KillMode") or "control-group"
-        if mode == "none":
-            return result
-        procs = ProcessSet(self.manager.loop, self.name)
-        procs.add(self.members())
-        if not procs.pids:
-            return result
-        kill_signal = self.setting("KillSignal") or signal.SIGTERM
-        if mode in ("process", "mixed"):
-            first_targets = [self.main_pid] if self.main_pid in procs.pids else []
-        else:
-            first_targets = procs.pids
-        self.set_state(ActiveState.DEACTIVATING, "stop-sigterm")
-        log.info("%s: sending %s to %d process(es)", self.name, signal.Signals(kill_signal).name, len(first_targets))
-        procs.signal(kill_signal, first_targets)
-        procs.signal(signal.SIGCONT, first_targets)
-        if self.setting("SendSIGHUP"):
-            procs.signal(signal.SIGHUP, first_targets)
-        timeout = self.setting("TimeoutStopSec")
-        if mode == "mixed":
-            await self._wait_main_gone(procs, timeout)
-        gone = await procs.wait_empty(timeout) if mode != "process" else await self._wait_main_gone(procs, timeout)
-        if not gone and self.setting("SendSIGKILL"):
-            final = self.setting("FinalKillSignal") or signal.SIGKILL
-            targets = procs.pids if mode != "process" else [p for p in procs.pids if p == self.main_pid]
-            log.warning("%s: %d process(es) still running after TimeoutStopSec=%gs, sending %s",
-                        self.name, len(targets), timeout, signal.Signals(final).name)
-            self.set_state(ActiveState.DEACTIVATING, "stop-sigkill")
-            procs.signal(final, targets)
-            await procs.wait_empty(5.0)
-            result = "timeout" if result == "success" and not self._stopping else result
-        procs.close()
-        return result
-
-    async def _wait_main_gone(self, procs: ProcessSet, timeout: float) -> bool:
-        if not self.main_pid or self.main_exited is None:
-            return True
-        try:
-            if timeout == float("inf"):
-                await asyncio.shield(self.main_exited)
-            else:
-                await asyncio.wait_for(asyncio.shield(self.main_exited), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _kill_leftovers(self, exclude: set[int] | None = None) -> None:
-        """SIGKILL processes a finished control command left behind."""
-        members = self.members() - (exclude or set())
-        if self.main_pid and self.active_state is ActiveState.ACTIVE:
-            return
-        if not members:
-            return
-        procs = ProcessSet(self.manager.loop, self.name)
-        procs.add(members)
-        procs.signal(signal.SIGKILL)
-        await procs.wait_empty(5.0)
-        procs.close()
-
     # -- after a stop -----------------------------------------------------
 
-    async def _after_failed_start(self, failure: StartFailed) -> None:
-        result = await self._stop_sequence(failure.result, run_exec_stop=False)
+    async def _after_failed_start(self, failure: StartFailed) -> str:
+        result = await StopSequence(self, failure.result, run_exec_stop=False).run()
+        if isinstance(failure, ConditionNotMet):
+            log.info("%s: skipped because ExecCondition= exited %d", self.name, failure.status.status)
+            self._release_watches()
+            self.set_state(ActiveState.INACTIVE, "dead", result="exec-condition")
+            return "skipped"
         self._finish(result, restart_allowed=True, cause=failure.cause, status=failure.status)
+        return "failed"
+
+    def _release_watches(self) -> None:
+        for watch in self._watches:
+            watch.cancel()
+        self._watches = []
 
     def _finish(self, result: str, restart_allowed: bool, cause: ExitCause | None = None,
                 status: ExitStatus | None = None) -> None:
         self.main_pid = 0
+        self.watchdog.disarm()
+        self._release_watches()
         if restart_allowed and cause is not None and should_restart(
             self.setting("Restart"), cause, status,
             self.setting("RestartPreventExitStatus"), self.setting("RestartForceExitStatus"),
@@ -555,7 +671,7 @@ class ServiceRuntime(UnitRuntime):
     def _schedule_restart(self, result: str) -> None:
         self.n_restarts += 1
         delay = restart_delay(self.n_restarts, self.setting("RestartSec"),
-                              self.setting("RestartSteps") or 0, self.setting("RestartMaxDelaySec"))
+                              self.setting("RestartSteps") or 0, self.setting("RestartMaxDelaySec") or float("inf"))
         self.set_state(ActiveState.ACTIVATING, "auto-restart", result=result)
         log.info("%s: scheduled restart job in %gs, restart counter is at %d", self.name, delay, self.n_restarts)
         self._restart_task = asyncio.ensure_future(self._restart_after(delay))
@@ -564,13 +680,16 @@ class ServiceRuntime(UnitRuntime):
         if delay > 0:
             await asyncio.sleep(delay)
         self._restart_task = None
-        self.set_state(ActiveState.INACTIVE, "dead", result=self.result)
         await self.manager.run_unit_job(self, "start", lambda: self.run_start(automatic=True))
 
     def _cancel_restart(self) -> None:
         task, self._restart_task = self._restart_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+
+    @property
+    def restart_pending(self) -> bool:
+        return self._restart_task is not None
 
     def reset_failed(self) -> None:
         self.start_limit.reset()
@@ -588,9 +707,12 @@ class ServiceRuntime(UnitRuntime):
             exec_main=None,
             control_processes=[r.to_json() for r in self.control_records if r.status is not None],
             status_text=self.status_text,
+            status_errno=self.status_errno,
             n_restarts=self.n_restarts,
             invocation_id=self.invocation_id,
             start_times=self.start_times[-50:],
+            service_type=self.service_type,
+            notify_access=notify_access(self),
         )
         if self.main_exit is not None:
             data["exec_main"] = {

@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unitmgr.manager.descriptors import seal_inherited
+
 HELPER = str(Path(__file__).with_name("exechelper.py"))
 
 # Signals whose disposition is reset to the default in the child. SIGKILL and
@@ -62,6 +64,10 @@ class SpawnSpec:
     cgroup: str | None = None
     # Socket activation (sockets.py): the helper sets LISTEN_PID to the exec'd pid.
     listen_pid: bool = False
+    # WatchdogSec= (service.py): the helper sets WATCHDOG_PID to the exec'd pid.
+    watchdog_pid: bool = False
+    # StandardInput=socket (sockets.py): this descriptor instead of /dev/null.
+    stdin_fd: int | None = None
 
     def needs_helper(self, manager_cwd: str) -> bool:
         return bool(
@@ -74,6 +80,7 @@ class SpawnSpec:
             or self.oom_score_adjust is not None
             or self.cgroup
             or self.listen_pid
+            or self.watchdog_pid
         )
 
 
@@ -88,7 +95,7 @@ class Spawned:
 
 def _file_actions(spec: SpawnSpec, devnull: int, extra: list[int]) -> list[tuple]:
     actions: list[tuple] = [
-        (os.POSIX_SPAWN_DUP2, devnull, 0),
+        (os.POSIX_SPAWN_DUP2, devnull if spec.stdin_fd is None else spec.stdin_fd, 0),
         (os.POSIX_SPAWN_DUP2, spec.stdout_fd, 1),
         (os.POSIX_SPAWN_DUP2, spec.stderr_fd, 2),
     ]
@@ -121,6 +128,7 @@ def _ensure_sigpipe_ignored() -> None:
 def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
     """Start `spec`'s program and return its pid; raise SpawnError if it cannot run at all."""
     _ensure_sigpipe_ignored()
+    seal_inherited()  # descriptors.py: nothing but stdio and passed sockets reaches the unit
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if spec.needs_helper(manager_cwd):
@@ -161,6 +169,7 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         "oom_score_adjust": spec.oom_score_adjust,
         "cgroup": spec.cgroup,
         "listen_pid": spec.listen_pid,
+        "watchdog_pid": spec.watchdog_pid,
         "status_fd": status_fd_in_child,
     }
     try:

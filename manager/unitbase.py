@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager.states import ActiveState
@@ -34,6 +36,8 @@ class UnitRuntime:
         self.unit = unit
         self.name = unit.name
         self.active_state = ActiveState.INACTIVE
+        # The state before the last change, for the dependency reactions (deps.py).
+        self.previous_active_state = ActiveState.INACTIVE
         self.sub_state = "dead"
         self.result = "success"
         self.state_change_time = time.time()
@@ -41,10 +45,19 @@ class UnitRuntime:
         self.job: Job | None = None
         self.condition_failures: list[str] = []
         self.changed_on_disk = False
+        self.file_stamps = file_stamps(unit, manager.unit_dirs)
 
     def reload_definition(self, unit: Unit) -> None:
+        """Take the definition `daemon-reload` read; running processes are not touched."""
         self.unit = unit
         self.changed_on_disk = False
+        self.file_stamps = file_stamps(unit, self.manager.unit_dirs)
+
+    def check_changed_on_disk(self) -> bool:
+        """Whether the unit's files changed since they were loaded (then `daemon-reload` is due)."""
+        if not self.changed_on_disk:
+            self.changed_on_disk = file_stamps(self.unit, self.manager.unit_dirs) != self.file_stamps
+        return self.changed_on_disk
 
     def set_state(self, active: ActiveState, sub: str, result: str | None = None) -> None:
         if result is not None:
@@ -54,6 +67,7 @@ class UnitRuntime:
             if active is ActiveState.ACTIVE:
                 self.active_enter_time = self.state_change_time
         changed = (active, sub) != (self.active_state, self.sub_state)
+        self.previous_active_state = self.active_state
         self.active_state, self.sub_state = active, sub
         if changed:
             log.debug("%s: %s (%s) result=%s", self.name, active.value, sub, self.result)
@@ -104,9 +118,28 @@ class UnitRuntime:
             "active_enter_time": self.active_enter_time,
             "main_pid": 0,
             "condition_failures": list(self.condition_failures),
-            "changed_on_disk": self.changed_on_disk,
+            "changed_on_disk": self.check_changed_on_disk(),
             "warnings": [str(d) for d in unit.diagnostics],
         }
+
+
+def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[tuple[str, int], ...]:
+    """Modification times of a unit's fragment, drop-ins and drop-in folders (0 when missing)."""
+    paths = [unit.fragment_path or "", *unit.dropin_paths]
+    for directory in unit_dirs:
+        paths.append(str(Path(directory) / f"{unit.name}.d"))
+        if unit.fragment_path is None:
+            # A unit without a file yet: creating one is a change.
+            paths.append(str(Path(directory) / unit.name))
+    stamps = []
+    for path in paths:
+        if not path or path.startswith("<"):
+            continue
+        try:
+            stamps.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            stamps.append((path, 0))
+    return tuple(stamps)
 
 
 class TargetRuntime(UnitRuntime):

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--authorize", action="store_true",
                         help="SSH: add the local client key to the host's authorized_keys")
     parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
-                        help="how long to wait for the manager to answer (default 5)")
+                        help="how long to wait for a reply from the manager (default 5)")
     return parser
 
 
@@ -143,8 +143,24 @@ def wants_color(stream: object) -> bool:
     return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
+def join_key_values(argv: list[str]) -> list[str]:
+    """Rewrite `--server-key KEY` as `--server-key=KEY`, because a Z85 key may start
+    with "-" and argparse would take it for an option."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        if argv[index] == "--server-key" and index + 1 < len(argv):
+            joined.append(f"--server-key={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = join_key_values(sys.argv[1:] if argv is None else list(argv))
     try:
         options = parser.parse_args(argv)
         _check_endpoint(parser, options)
@@ -168,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         return _run_mode(ctx, options, paths)
     except KeyboardInterrupt:
         return 130  # as a shell reports a command ended by SIGINT
+    except BrokenPipeError:
+        # The reader went away (`unitsh -c "logs web" | head`). Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exitcodes.FAILURE
     finally:
         session.close()
 

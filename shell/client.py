@@ -25,6 +25,9 @@ import logging
 import socket
 import struct
 import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,13 @@ def read_endpoint_key(paths: Paths) -> bytes:
         return keyfiles.load_server_public(paths)
 
 
+@dataclass
+class _Subscription:
+    window: int
+    seq: int = 0  # the highest sequence number read
+    acked: int = 0  # the highest sequence number acknowledged
+
+
 class Client:
     def __init__(
         self,
@@ -131,6 +141,9 @@ class Client:
         self._ready = False  # the CURVE handshake succeeded
         self._ever_ready = False
         self._failure: ClientError | None = None
+        self._events: deque[dict[str, Any]] = deque()
+        self._subscriptions: dict[int, _Subscription] = {}
+        self._unanswered: set[int] = set()  # ids of acks, whose replies are skipped
         server_public = _checked_key(server_public, "server-key", "server public key")
         client_public = _checked_key(client_public, "protocol", "client public key")
         client_secret = _checked_key(client_secret, "protocol", "client secret key")
@@ -221,8 +234,95 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # TODO: iter_events(), a generator over the events of a subscription, is not
-    # written yet; request() skips event messages.
+    # -- event streams -------------------------------------------------------------
+
+    def subscribe(
+        self, streams: list[str], units: list[str] | None = None, **args: Any
+    ) -> dict[str, Any]:
+        """Subscribe to event streams ("state", "log", "stats"); return the manager's result.
+
+        Extra `args` are those of the `subscribe` command (lines, since, grep,
+        stream, raw, queue, interval); the result has the subscription id
+        under "sub" and, for a log subscription with `lines` or `since`, the
+        earlier "records". Read the events with iter_events()."""
+        request_args: dict[str, Any] = {"streams": list(streams), **args}
+        if units:
+            request_args["units"] = list(units)
+        result = self.request("subscribe", request_args)
+        sub = result.get("sub")
+        if not isinstance(sub, int):
+            raise ClientError("protocol", f"the subscribe reply from {self.endpoint} has no id")
+        window = result.get("window")
+        self._subscriptions[sub] = _Subscription(window if isinstance(window, int) else 64)
+        return result
+
+    def unsubscribe(self, sub: int) -> None:
+        self._subscriptions.pop(sub, None)
+        self.request("unsubscribe", {"sub": sub})
+
+    def iter_events(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the events of this client's subscriptions as they arrive.
+
+        Stop after `timeout` seconds without an event (None: never). Events
+        the manager dropped because this client read too slowly arrive as
+        `{"event": "dropped", "count": N}`; a gap in the sequence numbers is
+        reported the same way. Acknowledgements are sent as events are read,
+        so the manager keeps sending. Raise ClientError("connection-lost") when
+        the connection to the manager is lost."""
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        last_event = time.monotonic()
+        while True:
+            while self._events:
+                yield from self._account(self._events.popleft())
+                last_event = time.monotonic()
+            now = time.monotonic()
+            if timeout is not None and now - last_event >= timeout:
+                return
+            wait = 0.5 if timeout is None else min(0.5, timeout - (now - last_event))
+            ready = dict(poller.poll(max(1, int(wait * 1000))))
+            self._read_monitor(waiting=False)
+            if self._ever_ready and not self._connected:
+                raise ClientError("connection-lost", f"the connection to {self.endpoint} was lost; "
+                                  "the manager may have stopped, and the subscriptions with it")
+            if self._socket in ready:
+                self._read_replies(None)
+            else:
+                self._ack_all()
+
+    def _account(self, event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Check the sequence number of one event, acknowledge when due, and yield it."""
+        sub = event.get("sub")
+        state = self._subscriptions.get(sub) if isinstance(sub, int) else None
+        seq = event.get("seq")
+        if state is None or not isinstance(seq, int):
+            yield event
+            return
+        gap = seq - state.seq - 1
+        if event.get("event") == "dropped":
+            gap -= int(event.get("count", 0)) - 1
+        state.seq = max(state.seq, seq)
+        if gap > 0:
+            yield {"sub": sub, "seq": seq - 1, "event": "dropped", "count": gap}
+        if state.seq - state.acked >= max(1, state.window // 2):
+            self._ack(sub, state)
+        yield event
+
+    def _ack_all(self) -> None:
+        for sub, state in self._subscriptions.items():
+            if state.seq > state.acked:
+                self._ack(sub, state)
+
+    def _ack(self, sub: int, state: _Subscription) -> None:
+        self._next_id += 1
+        self._unanswered.add(self._next_id)
+        try:
+            self._socket.send(protocol.encode_request(self._next_id, "ack", {"sub": sub, "seq": state.seq}),
+                              zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        state.acked = state.seq
 
     # -- waiting -----------------------------------------------------------------
 
@@ -251,7 +351,7 @@ class Client:
                 if result is not None:
                     return result
 
-    def _read_replies(self, request_id: int) -> dict[str, Any] | None:
+    def _read_replies(self, request_id: int | None) -> dict[str, Any] | None:
         """Consume queued messages; return the result for `request_id` if it arrived."""
         while True:
             try:
@@ -263,9 +363,15 @@ class Client:
             except protocol.ProtocolError as exc:
                 raise ClientError("protocol", f"invalid reply from {self.endpoint}: "
                                   f"{exc.message}") from None
-            if "sub" in reply:
-                continue  # an event; see the TODO on iter_events
+            if "sub" in reply and "id" not in reply:
+                self._events.append(reply)  # an event, for iter_events()
+                continue
             reply_id = reply.get("id")
+            if reply_id in self._unanswered:
+                self._unanswered.discard(reply_id)  # the reply to an ack
+                continue
+            if request_id is None:
+                continue
             # An error about a request the manager could not parse has no id; with
             # one request in flight it can only be about that one.
             if reply_id != request_id and not (reply_id is None and reply.get("ok") is False):

@@ -138,7 +138,7 @@ def _show_states(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 # -- exit statuses -------------------------------------------------------------
 
 def _status_exit(inv: Invocation, result: dict[str, Any]) -> int:
-    """The first non-zero per-unit status: 4 not found, 3 not active, else 0."""
+    """Return the first non-zero per-unit status: 4 not found, 3 not active, else 0."""
     for unit in result.get("units", []):
         if render.is_missing(unit):
             return exitcodes.NO_SUCH_UNIT

@@ -2,7 +2,7 @@
 
 A `Command` declares everything about one shell command once: its words,
 arguments, options, help, the control command it sends, how its result is
-shown and which exit status it gives. `commands.py` holds the registry;
+shown and which exit status it gives. `commands.py` contains the registry;
 parsing, help, completion and documentation are derived from it here and in
 `helptext.py` and `completion.py`.
 """

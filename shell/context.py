@@ -1,4 +1,4 @@
-"""What a running shell command can use: where to write, and the manager."""
+"""The context a shell command runs in: output streams, manager session, modes."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Exit statuses of `unitsh`, the LSB codes that systemctl uses.
 
-The rule that picks a status from a command's result lives beside each
-command in `commands.py`; this module only names the codes and the
-`unitsh --help` table.
+This module names the codes and builds the `unitsh --help` table. The rule
+that picks a status from a command's result is declared with each command
+in `commands.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def combine(statuses: list[int]) -> int:
     """Return the status of a sequence of commands: the last non-zero one, else 0.
 
     All commands run even after one fails, as with `;` in a POSIX shell, and the
-    last failure decides, so a script sees that something went wrong.
+    last failure decides, so a script can detect that something went wrong.
     """
     failures = [status for status in statuses if status != SUCCESS]
     return failures[-1] if failures else SUCCESS

@@ -33,7 +33,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 @dataclass
 class Output:
-    """Where output goes and how it looks: colour only for terminals without NO_COLOR."""
+    """The streams the shell writes to, and whether it uses colour (only on a terminal
+    without NO_COLOR)."""
 
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
@@ -244,7 +245,7 @@ def status_lines(out: Output, unit: dict[str, Any], host: str) -> list[str]:
 
 
 def is_missing(unit: dict[str, Any]) -> bool:
-    """Tell whether systemctl would say "could not be found": no file and nothing running."""
+    """Return True where systemctl prints "could not be found": no unit file and no state."""
     return unit.get("load_state") == "not-found" and unit.get("active_state") in (
         "inactive", "", None)
 
@@ -352,7 +353,7 @@ def logs(out: Output, records: list[dict[str, Any]], mode: str, host: str) -> No
 
 JOB_SUCCESS = frozenset({"done", "skipped"})
 
-# Why a unit failed, by its Result=, to finish "Job for X failed because ...".
+# The reason clause of "Job for X failed because ...", by the unit's Result=.
 _FAILURE_REASONS = {
     "exit-code": "the control process exited with error code",
     "timeout": "a timeout was exceeded",

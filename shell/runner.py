@@ -28,8 +28,8 @@ def split_commands(text: str) -> list[list[str]]:
     groups: list[list[str]] = [[]]
     try:
         for token in lexer:
-            # NOTE: a quoted ";" alone cannot be told from a separator; no unit
-            # name or option value is ever just ";".
+            # NOTE: a quoted ";" alone is taken as a separator, because shlex does
+            # not mark quoted tokens. No unit name or option value is just ";".
             if token and set(token) == {";"}:
                 groups.append([])
             else:

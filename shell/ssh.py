@@ -323,7 +323,10 @@ def _connect_client(client: paramiko.SSHClient, settings: HostSettings, options:
             f"SSH authentication failed for {where} ({exc}); check that one of your keys (ssh-add -l, "
             "IdentityFile in ~/.ssh/config) is in that user's ~/.ssh/authorized_keys",
         ) from None
-    except (TimeoutError, socket.timeout):
+    except paramiko.ssh_exception.NoValidConnectionsError:
+        raise SSHError("ssh-connect", f"cannot connect to {where}: connection refused; check the host "
+                       "name and the port, and that sshd runs there") from None
+    except TimeoutError:
         raise SSHError("ssh-connect", f"cannot connect to {where}: timed out after {timeout:g} s; "
                        "check the host name and that it is up, or raise --connect-timeout") from None
     except socket.gaierror as exc:
@@ -365,7 +368,7 @@ def run_command(client: paramiko.SSHClient, command: str, stdin: bytes = b"",
         stdout = _read_all(channel.recv)
         stderr = _read_all(channel.recv_stderr)
         status = channel.recv_exit_status()
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise ClientError("timeout", f"the remote command {command!r} did not finish within "
                           f"{timeout:g} s") from None
     except (paramiko.SSHException, OSError, EOFError) as exc:

@@ -2,9 +2,9 @@
 
 A condition value may start with `|` (triggering: at least one triggering
 condition must hold) and then `!` (negation). All non-triggering conditions
-must hold. `evaluate()` asks a `ConditionProbe` every question about the host,
-so this module stays pure; `HostProbe` is the implementation that looks at
-the real machine and is what the manager passes in.
+must hold. `evaluate()` gets every fact about the host from a
+`ConditionProbe`, so this module stays pure. `HostProbe` is the probe that
+inspects the real machine, and the one the manager passes in.
 """
 
 from __future__ import annotations
@@ -87,17 +87,17 @@ def unit_conditions(unit: Unit) -> tuple[list[Condition], list[Condition]]:
 
 
 class ConditionProbe(Protocol):
-    """The questions `evaluate()` asks about the host."""
+    """The source of host facts for `evaluate()`."""
 
     def check(self, condition: Condition) -> bool | None:
-        """Return whether `condition` holds (ignoring negation), or None if unknown."""
+        """Return whether `condition` is true (before negation), or None if it cannot tell."""
         ...
 
 
 def evaluate(conditions: list[Condition], probe: ConditionProbe) -> tuple[bool, list[str]]:
-    """Evaluate `conditions`; return (all hold, the conditions that failed as `Key=value`).
+    """Evaluate `conditions`; return (whether the unit may start, failed ones as `Key=value`).
 
-    A check the probe cannot answer (None) counts as holding.
+    A check the probe cannot decide (None) counts as true.
     """
     failed: list[str] = []
     normal_held = True
@@ -134,7 +134,7 @@ def compare_versions(left: str, operator: str, right: str) -> bool:
 
 @dataclass
 class HostProbe:
-    """Answers conditions about the real host for the manager's user."""
+    """Condition checks against the real host, for the manager's user."""
 
     environment: Mapping[str, str]
     user: str

@@ -273,10 +273,10 @@ RefuseManualStop bool - later Refuse a stop requested directly by the user
 AllowIsolate bool - later Allow isolate to this unit
 DefaultDependencies bool yes later Add the implicit dependencies of the unit type
 CollectMode string - later When a failed unit is unloaded
-FailureAction string - later Action when the unit fails (none, exit, exit-force)
-SuccessAction string - later Action when the unit finishes successfully (none, exit, exit-force)
-FailureActionExitStatus string - later Exit status of the manager for FailureAction=exit
-SuccessActionExitStatus string - later Exit status of the manager for SuccessAction=exit
+FailureAction enum:none|exit|exit-force none yes Action when the unit fails (none, exit, exit-force)
+SuccessAction enum:none|exit|exit-force none yes Action when the unit finishes successfully (none, exit, exit-force)
+FailureActionExitStatus int - yes Exit status of the manager for FailureAction=exit
+SuccessActionExitStatus int - yes Exit status of the manager for SuccessAction=exit
 JobTimeoutSec sec - later Time limit for a job of this unit
 JobRunningTimeoutSec sec - later Time limit for a running job of this unit
 JobTimeoutAction string - later Action when a job times out

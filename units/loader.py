@@ -219,6 +219,10 @@ class UnitLoader:
                         load_error=f"Unit {name} not found.")
         aliases = self._aliases_of(name)
         unit = build_unit(name, fragment, self._dropins(name, aliases), self.context)
+        # The user cannot change a built-in unit, so its "not supported" warnings are noise.
+        unit.diagnostics = [
+            d for d in unit.diagnostics if not d.path.startswith(BUILTIN_PATH_PREFIX)
+        ]
         unit.aliases = aliases
         unit.extra_wants = self._dependency_entries(name, ".wants")
         unit.extra_requires = self._dependency_entries(name, ".requires")

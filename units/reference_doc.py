@@ -10,7 +10,7 @@ _HEADER = """\
 
 Generated from the declarations in `units/directive_table.py` by
 `python tools/gen_units_doc.py`; do not edit by hand. The list is every
-directive systemd 252 knows for the sections a user manager reads. A key
+directive systemd 252 defines for the sections a user manager reads. A key
 that is not listed here gets systemd's warning "Unknown key". A listed key
 that unitmgr does not implement is parsed, stored and warned about once per
 unit ("KEY= is not supported by unitmgr and was ignored"), with the reason

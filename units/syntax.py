@@ -1,6 +1,6 @@
 """Lexing of unit files: lines, sections, comments, continuations and assignments.
 
-The lexer knows nothing about directives. It yields `Assignment`s for every
+The lexer does not look up directives. It yields `Assignment`s for every
 `Key=value` inside an accepted section and reports the problems systemd
 reports at this level ("Missing '='", "Assignment outside of section",
 "Unknown section"). Values are only trimmed; typed parsing happens in

@@ -70,3 +70,115 @@ def test_write_failure_counted(tmp_path: Path) -> None:
     (tmp_path / "missing-parent").write_text("a file where the log directory should be")
     writer.write(b"lost line\n", STDOUT, 1)
     assert writer.dropped_bytes == len(b"lost line\n")
+
+
+def test_identifier_records_not_output(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    writer = store.writer("g.service")
+    writer.identifier = "webapp"
+    writer.write(b"one\n", STDOUT, 42)
+    writer.identifier = ""
+    writer.write(b"two\n", STDOUT, 4194303)
+    lines = store.tail("g.service", 0)
+    assert [line.data for line in lines] == [b"one", b"two"]
+    assert lines[0].identifier == "webapp"
+    # pid 4194303 does not exist here, so the unit name stands in for its comm.
+    assert lines[1].identifier == "g"
+
+
+def test_identifier_repeated_after_rotation(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=2)
+    writer = store.writer("h.service")
+    writer.identifier = "named"
+    for number in range(2000):
+        writer.write(f"entry {number}\n".encode(), STDOUT, 7)
+    lines = store.tail("h.service", 0)
+    assert lines
+    assert {line.identifier for line in lines} == {"named"}
+
+
+def test_retention_deletes_files_past_keep(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=5)
+    writer = store.writer("i.service")
+    for number in range(3000):
+        writer.write(f"entry {number:05d}\n".encode(), STDOUT, 1)
+    assert (tmp_path / "i.service.log.4").exists()
+    # A lower setting takes effect at the next rotation: older files go.
+    store.keep_files = 2
+    writer = store.writer("i.service")
+    for number in range(3000, 3500):
+        writer.write(f"entry {number:05d}\n".encode(), STDOUT, 1)
+    assert (tmp_path / "i.service.log.1").exists()
+    assert not (tmp_path / "i.service.log.2").exists()
+    assert not (tmp_path / "i.service.idx.4").exists()
+    numbers = [int(line.data.split()[1]) for line in store.tail("i.service", 0)]
+    assert numbers == list(range(numbers[0], 3500))
+
+
+def test_keep_one_file(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=1)
+    writer = store.writer("j.service")
+    for number in range(1000):
+        writer.write(f"entry {number:05d}\n".encode(), STDOUT, 1)
+    assert not (tmp_path / "j.service.log.1").exists()
+    assert store.tail("j.service", 1)[0].data == b"entry 00999"
+
+
+def test_write_to_full_disk_counted(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    (tmp_path / "k.service.log").symlink_to("/dev/full")
+    writer = store.writer("k.service")
+    writer.write(b"x" * 5000, STDOUT, 1)
+    writer.write(b"y" * 3000, STDOUT, 1)
+    fields = store.status_fields("k.service")
+    assert fields["log_write_errors"] == 8000
+    assert "space" in str(fields["log_last_error"]).lower()
+
+
+def test_splice_moves_pipe_bytes(tmp_path: Path) -> None:
+    import os
+
+    store = LogStore(tmp_path)
+    writer = store.writer("l.service")
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"spliced line\npartial")
+        moved = writer.splice_from(read_fd, 65536, STDERR, 5)
+        assert moved == len(b"spliced line\npartial")
+        os.close(write_fd)
+        write_fd = -1
+        assert writer.splice_from(read_fd, 65536, STDERR, 5) == 0
+        writer.write(b"", STDERR, 5, eof=True)
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    lines = store.tail("l.service", 0)
+    assert [(line.stream, line.data, line.partial) for line in lines] == [
+        ("stderr", b"spliced line", False),
+        ("stderr", b"partial", True),
+    ]
+
+
+def test_pending_line_marked(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    writer = store.writer("m.service")
+    writer.write(b"complete\nunfinished", STDOUT, 1)
+    lines = store.tail("m.service", 0)
+    assert [(line.data, line.partial, line.pending) for line in lines] == [
+        (b"complete", False, False),
+        (b"unfinished", True, True),
+    ]
+
+
+def test_query_since_and_filter(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=10)
+    writer = store.writer("n.service")
+    for number in range(2000):
+        writer.write(f"entry {number:05d}\n".encode(), STDOUT if number % 2 else STDERR, 1)
+    everything = store.query("n.service")
+    cut = everything[1500].time
+    later = store.query("n.service", since=cut, accept=lambda line: line.time >= cut)
+    assert [line.data for line in later] == [line.data for line in everything if line.time >= cut]
+    odd = store.query("n.service", 3, accept=lambda line: line.stream == "stdout")
+    assert [line.data for line in odd] == [b"entry 01995", b"entry 01997", b"entry 01999"]

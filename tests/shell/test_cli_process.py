@@ -1,5 +1,5 @@
 """`unitsh` as a separate process: imports, no manager, and a fake manager
-answering over real CurveZMQ."""
+replying over real CurveZMQ."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shellfixtures import NOW, unit_status
 from unitmgr.manager import keys
+from unitmgr.shell import cli
 
 HEAVY_MODULES = ("prompt_toolkit", "asyncio", "paramiko")
 
@@ -119,3 +120,55 @@ def test_endpoint_and_server_key(fake_manager):
                         fake_manager.env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("0 loaded units listed.")
+
+
+def test_closed_pipe_is_not_a_traceback(fake_manager):
+    records = [{"unit": "web.service", "time": NOW, "stream": "stdout", "pid": 7,
+                "text": f"line {i}"} for i in range(20000)]
+    fake_manager.replies["logs"] = {"records": records}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("UNITMGR_")},
+           **fake_manager.env()}
+    process = subprocess.Popen([sys.executable, "-m", "unitmgr.shell.cli", "-c", "logs web"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = process.stdout.readline()
+        process.stdout.close()
+        _, errors = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert first.endswith(b"web.service[7]: line 0\n")
+    assert b"Traceback" not in errors
+    assert process.returncode == 1
+
+
+def test_server_key_may_start_with_dash():
+    key = "-" + "a" * 39
+    assert cli.join_key_values(["--server-key", key, "-c", "list"]) == [
+        f"--server-key={key}", "-c", "list"]
+    assert cli.join_key_values(["-c", "list", "--server-key"]) == ["-c", "list", "--server-key"]
+
+
+class FakeTerminal:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_colour_only_on_terminal_without_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli.wants_color(FakeTerminal(True)) is True
+    assert cli.wants_color(FakeTerminal(False)) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli.wants_color(FakeTerminal(True)) is False
+    monkeypatch.setenv("NO_COLOR", "")  # an empty NO_COLOR does not count
+    assert cli.wants_color(FakeTerminal(True)) is True
+
+
+def test_endpoint_label_for_prompt():
+    assert cli.endpoint_label("tcp://build-3:7000") == "build-3"
+    assert cli.endpoint_label("tcp://[::1]:7000") == "::1"
+    assert cli.endpoint_label("ipc:///run/x.sock") == "ipc:///run/x.sock"

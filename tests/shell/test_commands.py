@@ -209,3 +209,15 @@ def test_help_lists_every_command():
     assert stdout.startswith("usage: logs [-n N] [-o FORMAT] [-f] UNIT...")
     status, _, stderr, _ = run_text("help nothing", {})
     assert status == 2
+
+
+@pytest.mark.parametrize("text", ["is-active web", "is-failed web", "status web", "list",
+                                  "logs web", "start web"])
+def test_json_keeps_exit_status(text):
+    replies = {"status": {"units": [INACTIVE]}, "list": {"units": []}, "logs": {"records": []},
+               "start": {"jobs": [{"unit": "web.service", "job": "start", "result": "failed"}]}}
+    plain = run_text(text, replies)[0]
+    status, stdout, _, _ = run_text(text, replies, json_mode=True)
+    assert status == plain
+    assert len(stdout.splitlines()) == 1
+    json.loads(stdout)

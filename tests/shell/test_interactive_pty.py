@@ -91,3 +91,16 @@ def test_exit_command_leaves(shell):
     shell.expect(pexpect.EOF)
     shell.close()
     assert shell.exitstatus == 0
+
+
+def test_ctrl_c_interrupts_running_command(shell, fake_manager):
+    fake_manager.unanswered.add("restart")
+    shell.send("restart web\r")
+    wait_for(lambda: any(r["cmd"] == "restart" for r in fake_manager.requests))
+    shell.send("\x03")
+    shell.expect_exact("unitsh: interrupted")
+    shell.expect_exact("unitsh>")
+    # The session reconnects for the next command.
+    shell.send("status web\r")
+    shell.expect_exact("● web.service - Example web server")
+    shell.expect_exact("unitsh>")

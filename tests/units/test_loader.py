@@ -204,3 +204,9 @@ def test_template_alias_maps_instances(dirs):
     assert unit.name == "worker@7.service"
     assert unit.get("Service", "ExecStart")[0].words == ("/bin/echo", "7")
     assert "job@7.service" in unit.aliases
+
+
+def test_builtin_units_load_without_warnings(dirs):
+    loader = loader_for(*dirs)
+    for name in ("default.target", "exit.target", "graphical-session.target", "shutdown.target"):
+        assert loader.load(name).diagnostics == [], name

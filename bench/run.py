@@ -1,0 +1,88 @@
+"""Benchmark unitmgr side by side with supervisord and Circus, and write bench/RESULTS.md.
+
+    python bench/run.py            # the full run (about 15 minutes on 2 cores)
+    python bench/run.py --quick    # fewer runs and smaller N, under 3 minutes
+    python bench/run.py --smoke    # every scenario once at tiny sizes, for the test suite
+
+See bench/README.md for what each scenario measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import procfs
+from anchorenv import AnchorInstallError, ensure_anchor_env, unitmgr_versions
+from collect import run_all
+from managers import all_managers
+from report import write_results
+from settings import MODES, START_LIMIT
+from targets import evaluate
+
+log = logging.getLogger("bench")
+
+BENCH_DIR = Path(__file__).resolve().parent
+EXIT_NO_ANCHORS = 4
+NOTES = BENCH_DIR / "notes.md"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Benchmark unitmgr against supervisord and Circus.")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_const", dest="mode", const="quick",
+                       help="fewer runs and smaller N; finishes in under 3 minutes")
+    modes.add_argument("--smoke", action="store_const", dest="mode", const="smoke",
+                       help="every scenario once at tiny sizes; checks that the benchmark works")
+    parser.set_defaults(mode="full")
+    parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md",
+                        help="where to write the results (default: bench/RESULTS.md)")
+    parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "work",
+                        help="scratch directory for the managers' homes and configuration (default: bench/work)")
+    parser.add_argument("--venv", type=Path, default=BENCH_DIR / ".venv",
+                        help="virtual environment for supervisor and Circus (default: bench/.venv)")
+    parser.add_argument("--notes", type=Path, default=NOTES,
+                        help="Markdown appended to the results: the profile findings (default: bench/notes.md)")
+    return parser
+
+
+def terminate_on_signal(signum: int, _frame: object) -> None:
+    # Turned into an exception so the `finally` blocks stop every manager.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = MODES[args.mode]
+    if not procfs.become_subreaper():
+        log.warning("could not become a child subreaper; processes orphaned by a crashed manager may survive")
+    signal.signal(signal.SIGTERM, terminate_on_signal)
+    try:
+        anchors = ensure_anchor_env(args.venv.resolve())
+    except AnchorInstallError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_NO_ANCHORS
+    workdir = args.workdir.resolve()
+    started = time.monotonic()
+    try:
+        figures = run_all(settings, all_managers(workdir, anchors), workdir)
+    finally:
+        leftovers = procfs.kill_leftovers(keep=set())
+        if leftovers:
+            log.warning("killed %d processes left behind: %s", len(leftovers), leftovers)
+    versions = {"unitmgr": unitmgr_versions(), "anchors (bench/.venv)": anchors.versions()}
+    notes = args.notes.read_text() if args.notes.exists() else ""
+    targets = evaluate(figures, START_LIMIT[0])
+    write_results(args.output, settings, figures, versions, targets, notes, START_LIMIT[0])
+    log.info("wrote %s after %.0f s", args.output, time.monotonic() - started)
+    print("\n".join(targets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Dependencies as the manager sees them, and what a unit's state change sets off.
+
+`dependencies(unit, key)` is the written list plus the implicit entries
+systemd adds in a user manager unless DefaultDependencies=no:
+
+- a service gets Requires= and After=basic.target, Conflicts= and Before=shutdown.target;
+- a target gets After= on every unit it Wants= or Requires= (unless that unit
+  is ordered After= the target itself), and Conflicts= and Before=shutdown.target.
+
+`DependencyReactions` runs on every state change (Manager.state_changed):
+OnFailure=, OnSuccess=, BindsTo= (a unit stops when the unit it is bound to
+stops or fails), Upholds= (an upheld unit found inactive is started again)
+and StopWhenUnneeded=. Each reaction is a new transaction on its own task,
+so nothing runs inside set_state().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from unitmgr.manager.states import ActiveState
+from unitmgr.units.model import Unit
+
+if TYPE_CHECKING:
+    from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.unitbase import UnitRuntime
+
+log = logging.getLogger(__name__)
+
+BASIC_TARGET = "basic.target"
+SHUTDOWN_TARGET = "shutdown.target"
+# Keys whose units a unit needs: StopWhenUnneeded= looks for active units with these.
+NEEDING_KEYS = ("Wants", "Requires", "Requisite", "BindsTo", "Upholds")
+# Old spellings merged into the current key.
+ALIASES = {"BindsTo": ("BindTo",)}
+_INACTIVE = (ActiveState.INACTIVE, ActiveState.FAILED)
+
+
+def _explicit(unit: Unit, key: str) -> list[str]:
+    names: list[str] = []
+    for name in [key, *ALIASES.get(key, ())]:
+        for other in unit.get("Unit", name) or []:
+            if other not in names:
+                names.append(other)
+    return names
+
+
+def _implicit(unit: Unit, key: str) -> list[str]:
+    if unit.get("Unit", "DefaultDependencies") is False:
+        return []
+    if unit.kind == "service":
+        return {"Requires": [BASIC_TARGET], "After": [BASIC_TARGET],
+                "Conflicts": [SHUTDOWN_TARGET], "Before": [SHUTDOWN_TARGET]}.get(key, [])
+    if unit.kind == "target" and unit.name != SHUTDOWN_TARGET:
+        if key in ("Conflicts", "Before"):
+            return [SHUTDOWN_TARGET]
+    return []
+
+
+def dependencies(unit: Unit, key: str) -> list[str]:
+    names = _explicit(unit, key)
+    for other in _implicit(unit, key):
+        if other not in names and other != unit.name:
+            names.append(other)
+    return names
+
+
+def target_member_order(unit: Unit, lookup: dict[str, Unit]) -> list[str]:
+    """The implicit After= of a target on its Wants=/Requires= units present in `lookup`."""
+    if unit.kind != "target" or unit.get("Unit", "DefaultDependencies") is False:
+        return []
+    result = []
+    for key in ("Wants", "Requires"):
+        for member in _explicit(unit, key):
+            other = lookup.get(member)
+            if other is None or unit.name in dependencies(other, "After"):
+                continue
+            if member not in result:
+                result.append(member)
+    return result
+
+
+class DependencyReactions:
+    def __init__(self, manager: Manager):
+        self.manager = manager
+        self._tasks: set[asyncio.Task] = set()
+
+    def _spawn(self, what: str, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("%s failed: %s", what, finished.exception())
+
+        task.add_done_callback(done)
+
+    def _start(self, names: list[str], why: str) -> None:
+        log.info("starting %s (%s)", ", ".join(names), why)
+        self._spawn(f"start of {names}", self.manager.transactions.start(names))
+
+    def _stop(self, names: list[str], why: str) -> None:
+        log.info("stopping %s (%s)", ", ".join(names), why)
+        self._spawn(f"stop of {names}", self.manager.transactions.stop(names))
+
+    def state_changed(self, runtime: UnitRuntime) -> None:
+        if self.manager.shutdown_requested.is_set():
+            return
+        previous, current = runtime.previous_active_state, runtime.active_state
+        if previous is current:
+            return
+        if current is ActiveState.FAILED:
+            targets = dependencies(runtime.unit, "OnFailure")
+            if targets:
+                self._start(targets, f"OnFailure= of {runtime.name}")
+        if current is ActiveState.INACTIVE and runtime.result == "success" and previous not in _INACTIVE:
+            targets = dependencies(runtime.unit, "OnSuccess")
+            if targets:
+                self._start(targets, f"OnSuccess= of {runtime.name}")
+        if current in _INACTIVE:
+            self._after_stop(runtime)
+        if current is ActiveState.ACTIVE:
+            self._upheld_by(runtime)
+
+    def _after_stop(self, runtime: UnitRuntime) -> None:
+        bound = [other.name for other in self.manager.runtimes.values()
+                 if runtime.name in dependencies(other.unit, "BindsTo")
+                 and other.active_state not in _INACTIVE and other.job is None]
+        if bound:
+            self._stop(bound, f"bound to {runtime.name}, which is {runtime.active_state.value}")
+        upholders = [other.name for other in self.manager.runtimes.values()
+                     if runtime.name in dependencies(other.unit, "Upholds")
+                     and other.active_state is ActiveState.ACTIVE]
+        stopped_on_request = runtime.job is not None and runtime.job.kind == "stop"
+        if upholders and not stopped_on_request and not getattr(runtime, "restart_pending", False):
+            self._start([runtime.name], f"upheld by {', '.join(upholders)}")
+        for key in NEEDING_KEYS:
+            for name in dependencies(runtime.unit, key):
+                self._stop_if_unneeded(name)
+        self._stop_if_unneeded(runtime.name)
+
+    def _upheld_by(self, runtime: UnitRuntime) -> None:
+        for name in dependencies(runtime.unit, "Upholds"):
+            other = self.manager.runtimes.get(name)
+            if other is None or (other.active_state in _INACTIVE and other.job is None):
+                self._start([name], f"upheld by {runtime.name}")
+
+    def _stop_if_unneeded(self, name: str) -> None:
+        runtime = self.manager.runtimes.get(name)
+        if runtime is None or not runtime.unit.get("Unit", "StopWhenUnneeded"):
+            return
+        if runtime.active_state in _INACTIVE or runtime.job is not None:
+            return
+        for other in self.manager.runtimes.values():
+            if other.active_state in _INACTIVE and other.job is None:
+                continue
+            if any(name in dependencies(other.unit, key) for key in NEEDING_KEYS):
+                return
+        self._stop([name], "StopWhenUnneeded=yes and no active unit needs it")

@@ -1,0 +1,368 @@
+"""Event streams on the control endpoint: `state`, `log` and `stats`.
+
+A client subscribes with a request and then receives events tagged with the
+subscription id and a sequence number:
+
+    request  {"cmd": "subscribe", "args": {"streams": ["state", "log"], "units": ["web"]}}
+    reply    {"sub": 3, "streams": ["log", "state"], "records": [...]}
+    event    {"sub": 3, "seq": 118, "event": "state", "unit": "web.service", ...}
+
+Flow control is by acknowledgement. The manager sends at most WINDOW events
+that the client has not acknowledged (`ack` with the highest seq it has
+read); further events wait in a queue of `queue` events per subscription.
+When that queue is full, new events are dropped and counted; once there is
+room again the client receives `{"event": "dropped", "count": N}`, whose seq
+is that of the last dropped event, so seq numbers stay contiguous. Nothing
+here ever waits for a client: a slow or vanished subscriber costs its own
+bounded queue, never the manager's time or other subscribers' events. A
+subscription whose window stays full for EXPIRE_SECONDS without an ack is
+removed.
+
+Statistics are sampled only while someone subscribes to `stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from unitmgr.manager import protocol
+from unitmgr.manager.logconfig import configure_logs
+from unitmgr.manager.logquery import LogQuery, query_records, record_of
+from unitmgr.manager.logstore import STREAM_NAMES, LogLine, UnitLog
+from unitmgr.manager.protocol import ProtocolError
+from unitmgr.manager.server import current_peer
+from unitmgr.manager.stats import unit_statistics
+
+if TYPE_CHECKING:
+    from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.server import Peer
+    from unitmgr.manager.unitbase import UnitRuntime
+
+log = logging.getLogger(__name__)
+
+STREAM_KINDS = ("state", "log", "stats")
+WINDOW = 64
+DEFAULT_QUEUE = 1000
+MAX_QUEUE = 100_000
+EXPIRE_SECONDS = 60.0
+MAX_SUBSCRIPTIONS_PER_CLIENT = 32
+DEFAULT_STATS_INTERVAL = 1.0
+MIN_STATS_INTERVAL = 0.1
+# A line longer than this is sent in pieces marked partial; the log keeps it whole.
+MAX_EVENT_LINE = 256 * 1024
+
+Sender = Callable[[bytes, dict[str, Any]], bool]
+
+
+@dataclass
+class Subscription:
+    sub_id: int
+    identity: bytes
+    key: str
+    streams: frozenset[str]
+    units: frozenset[str] | None
+    query: LogQuery
+    capacity: int
+    interval: float
+    seq: int = 0
+    sent: int = 0
+    acked: int = 0
+    missed: int = 0
+    last_progress: float = field(default_factory=time.monotonic)
+    queue: deque[dict[str, Any]] = field(default_factory=deque)
+
+    def wants(self, stream: str, unit: str | None) -> bool:
+        if stream not in self.streams:
+            return False
+        return unit is None or self.units is None or unit in self.units
+
+
+class EventHub:
+    """Subscriptions, their queues, and the producers of the three streams."""
+
+    def __init__(self, manager: Manager, send: Sender):
+        self.manager = manager
+        self.send = send
+        self.subscriptions: dict[int, Subscription] = {}
+        self._next_id = 0
+        self._assemblers: dict[str, LineAssembler] = {}
+        self._stats_task: asyncio.Task[None] | None = None
+        self.sent_events = 0
+        self.dropped_events = 0
+
+    # -- commands ---------------------------------------------------------
+
+    async def subscribe(self, args: dict[str, Any]) -> dict[str, Any]:
+        peer = _peer()
+        streams = _streams_arg(args)
+        names = protocol.arg_units(args, required=False)
+        units = frozenset(self.manager.resolve(n) for n in names) if names else None
+        query = LogQuery.from_args(args, default_lines=0)
+        capacity = _int_arg(args, "queue", DEFAULT_QUEUE, 1, MAX_QUEUE)
+        interval = _float_arg(args, "interval", DEFAULT_STATS_INTERVAL, MIN_STATS_INTERVAL)
+        self._limit_per_client(peer.key)
+        self._next_id += 1
+        sub = Subscription(self._next_id, peer.identity, peer.key, streams, units, query, capacity, interval)
+        result: dict[str, Any] = {"sub": sub.sub_id, "streams": sorted(streams), "window": WINDOW,
+                                  "queue": capacity}
+        # History and registration happen in one step of the loop, so no line
+        # falls between the records returned here and the first log event.
+        if "log" in streams and (query.lines or query.since is not None) and units:
+            result.update(query_records(self.manager.logs, sorted(units), query, follow=True))
+        self.subscriptions[sub.sub_id] = sub
+        self._update_producers()
+        log.info("subscription %d: client %s… follows %s of %s", sub.sub_id, peer.key[:8],
+                 ",".join(sorted(streams)), ",".join(sorted(units)) if units else "all units")
+        return result
+
+    async def unsubscribe(self, args: dict[str, Any]) -> dict[str, Any]:
+        sub = self._own_subscription(args)
+        self._remove(sub, "unsubscribed")
+        return {"sub": sub.sub_id, "seq": sub.seq}
+
+    async def ack(self, args: dict[str, Any]) -> dict[str, Any]:
+        sub = self._own_subscription(args)
+        seq = _int_arg(args, "seq", 0, 0, 2**63)
+        if seq > sub.acked:
+            sub.acked = min(seq, sub.sent)
+            sub.last_progress = time.monotonic()
+        self._pump(sub)
+        return {}
+
+    def _own_subscription(self, args: dict[str, Any]) -> Subscription:
+        peer = _peer()
+        number = _int_arg(args, "sub", 0, 1, 2**63)
+        sub = self.subscriptions.get(number)
+        if sub is None or sub.key != peer.key:
+            raise ProtocolError(protocol.NOT_APPLICABLE, f"no subscription {number} of this client; "
+                                "subscribe again")
+        return sub
+
+    def _limit_per_client(self, key: str) -> None:
+        own = [s for s in self.subscriptions.values() if s.key == key]
+        if len(own) >= MAX_SUBSCRIPTIONS_PER_CLIENT:
+            oldest = min(own, key=lambda s: s.last_progress)
+            self._remove(oldest, f"more than {MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions of one client")
+
+    def _remove(self, sub: Subscription, reason: str) -> None:
+        if self.subscriptions.pop(sub.sub_id, None) is not None:
+            log.info("subscription %d removed: %s (%d events sent, %d dropped)", sub.sub_id, reason,
+                     sub.sent, sub.missed)
+            self._update_producers()
+
+    def close(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = None
+        self.subscriptions.clear()
+        self._update_producers()
+
+    # -- delivery ---------------------------------------------------------
+
+    def publish(self, stream: str, unit: str | None, event: dict[str, Any]) -> None:
+        for sub in list(self.subscriptions.values()):
+            if sub.wants(stream, unit):
+                self._offer(sub, event)
+
+    def _offer(self, sub: Subscription, event: dict[str, Any]) -> None:
+        sub.seq += 1
+        if len(sub.queue) >= sub.capacity:
+            sub.missed += 1
+            self.dropped_events += 1
+            self._expire_if_stuck(sub)
+            return
+        if sub.missed:
+            sub.queue.append({"event": "dropped", "count": sub.missed, "seq": sub.seq - 1})
+            sub.missed = 0
+        sub.queue.append({**event, "seq": sub.seq})
+        self._pump(sub)
+
+    def _pump(self, sub: Subscription) -> None:
+        while sub.sent - sub.acked < WINDOW:
+            if sub.queue:
+                event = sub.queue.popleft()
+            elif sub.missed:
+                event = {"event": "dropped", "count": sub.missed, "seq": sub.seq}
+                sub.missed = 0
+            else:
+                return
+            sub.sent = event["seq"]
+            self.sent_events += 1
+            self.send(sub.identity, {"sub": sub.sub_id, **event})
+
+    def _expire_if_stuck(self, sub: Subscription) -> None:
+        if time.monotonic() - sub.last_progress > EXPIRE_SECONDS:
+            self._remove(sub, f"no acknowledgement for {EXPIRE_SECONDS:g} s")
+
+    # -- producers --------------------------------------------------------
+
+    def _update_producers(self) -> None:
+        """Follow the log writers and sample statistics only while someone subscribes."""
+        wanted = self._followed_units()
+        for writer in self.manager.logs.writers():
+            self._attach(writer, wanted)
+        stats = any("stats" in s.streams for s in self.subscriptions.values())
+        if stats and self._stats_task is None:
+            self._stats_task = asyncio.ensure_future(self._sample_stats())
+        elif not stats and self._stats_task is not None:
+            self._stats_task.cancel()
+            self._stats_task = None
+
+    def _followed_units(self) -> set[str] | None:
+        """Return the units someone follows the log of; None means every unit."""
+        units: set[str] = set()
+        for sub in self.subscriptions.values():
+            if "log" in sub.streams:
+                if sub.units is None:
+                    return None
+                units |= sub.units
+        return units
+
+    def attach_writer(self, writer: UnitLog) -> None:
+        """Called for every new log writer."""
+        self._attach(writer, self._followed_units())
+
+    def _attach(self, writer: UnitLog, wanted: set[str] | None) -> None:
+        if wanted is None or writer.unit in wanted:
+            if writer.unit not in self._assemblers:
+                assembler = LineAssembler(writer, self._on_lines)
+                self._assemblers[writer.unit] = assembler
+                writer.on_data = assembler.feed
+        elif writer.unit in self._assemblers:
+            del self._assemblers[writer.unit]
+            writer.on_data = None
+
+    def _on_lines(self, unit: str, lines: list[LogLine]) -> None:
+        for sub in list(self.subscriptions.values()):
+            if not sub.wants("log", unit):
+                continue
+            records = [record_of(line, sub.query.raw) for line in lines if sub.query.accepts(line)]
+            if records:
+                self._offer(sub, {"event": "log", "unit": unit, "records": records})
+
+    def state_changed(self, runtime: UnitRuntime) -> None:
+        if not self.subscriptions:
+            return
+        self.publish("state", runtime.name, {
+            "event": "state", "unit": runtime.name, "time": runtime.state_change_time,
+            "active_state": runtime.active_state.value, "sub_state": runtime.sub_state,
+            "result": runtime.result, "main_pid": getattr(runtime, "main_pid", 0) or 0,
+        })
+
+    async def _sample_stats(self) -> None:
+        previous: dict[str, tuple[float, float]] = {}
+        while True:
+            interval = min((s.interval for s in self.subscriptions.values() if "stats" in s.streams),
+                           default=DEFAULT_STATS_INTERVAL)
+            self.publish("stats", None, {"event": "stats", "time": time.time(),
+                                         "units": self._unit_figures(previous)})
+            await asyncio.sleep(interval)
+
+    def _unit_figures(self, previous: dict[str, tuple[float, float]]) -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        now = time.monotonic()
+        for name, runtime in list(self.manager.runtimes.items()):
+            pids = runtime.members()
+            if not pids:
+                previous.pop(name, None)
+                continue
+            data = unit_statistics(pids)
+            data.pop("processes", None)
+            cpu = data.get("cpu_seconds") or 0.0
+            if name in previous:
+                then, cpu_then = previous[name]
+                data["cpu_percent"] = round(100.0 * max(cpu - cpu_then, 0.0) / max(now - then, 1e-6), 1)
+            previous[name] = (now, cpu)
+            figures[name] = data
+        return figures
+
+
+class LineAssembler:
+    """Cuts the reads of one unit into lines for log events, while someone follows it."""
+
+    def __init__(self, writer: UnitLog, deliver: Callable[[str, list[LogLine]], None]):
+        self.writer = writer
+        self.deliver = deliver
+        self.pending: dict[int, tuple[list[bytes], int, int]] = {}
+
+    def feed(self, data: bytes, stream: int, pid: int, stamp: float, eof: bool) -> None:
+        name = STREAM_NAMES.get(stream, "stdout")
+        parts, line_pid, size = self.pending.pop(stream, ([], pid, 0))
+        if not parts:
+            line_pid = pid
+        lines: list[LogLine] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            parts.append(data[start:end])
+            lines.append(self._line(b"".join(parts), name, line_pid, stamp, False))
+            parts, size, line_pid, start = [], 0, pid, end + 1
+        if start < len(data):
+            parts.append(data[start:])
+            size += len(data) - start
+        if parts and (eof or size > MAX_EVENT_LINE):
+            lines.append(self._line(b"".join(parts), name, line_pid, stamp, True))
+            parts, size = [], 0
+        if parts:
+            self.pending[stream] = (parts, line_pid, size)
+        if lines:
+            self.deliver(self.writer.unit, lines)
+
+    def _line(self, data: bytes, stream: str, pid: int, stamp: float, partial: bool) -> LogLine:
+        identifier = self.writer.identifier_of(pid) if pid else ""
+        return LogLine(self.writer.unit, stamp, stream, pid, data, partial=partial, identifier=identifier)
+
+
+def _peer() -> Peer:
+    peer = current_peer.get()
+    if peer is None:
+        raise ProtocolError(protocol.REFUSED, "event streams need a connection to the control endpoint")
+    return peer
+
+
+def _streams_arg(args: dict[str, Any]) -> frozenset[str]:
+    streams = args.get("streams", list(STREAM_KINDS))
+    if isinstance(streams, str):
+        streams = [streams]
+    if not isinstance(streams, list) or not streams or not all(s in STREAM_KINDS for s in streams):
+        raise ProtocolError(protocol.BAD_REQUEST, f"'streams' must be a non-empty list of "
+                            f"{', '.join(STREAM_KINDS)}, not {streams!r}")
+    return frozenset(streams)
+
+
+def _int_arg(args: dict[str, Any], key: str, default: int, minimum: int, maximum: int) -> int:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be an integer from {minimum} to "
+                            f"{maximum}, not {value!r}")
+    return value
+
+
+def _float_arg(args: dict[str, Any], key: str, default: float, minimum: float) -> float:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a number of seconds >= {minimum:g}, "
+                            f"not {value!r}")
+    return float(value)
+
+
+def attach_events(manager: Manager, handler: Any, server: Any) -> EventHub:
+    """Create the hub and connect it: commands, state listener, log writers, the server's sender.
+
+    Also applies the log settings of the manager's configuration file."""
+    configure_logs(manager)
+    hub = EventHub(manager, server.send_event)
+    handler.commands.update({
+        "subscribe": hub.subscribe,
+        "unsubscribe": hub.unsubscribe,
+        "ack": hub.ack,
+    })
+    manager.listeners.append(hub.state_changed)
+    manager.logs.on_writer = hub.attach_writer
+    server.on_stop.append(hub.close)
+    return hub

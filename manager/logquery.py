@@ -1,0 +1,151 @@
+"""Selecting log lines for the `logs` command and for log event streams.
+
+A `LogQuery` is built from request arguments:
+
+    {"units": ["web"], "lines": 50, "raw": false, "since": "10 min ago",
+     "until": "now", "grep": "error", "stream": "stderr"}
+
+`since` and `until` take journalctl's time syntax (see timesyntax.py) or a
+Unix time as a number. `grep` is a Python regular expression, matched
+against the line decoded as UTF-8; as in journalctl, it ignores case unless
+it contains an upper-case letter.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from unitmgr.manager import protocol
+from unitmgr.manager.logstore import LogLine, LogStore
+from unitmgr.manager.protocol import ProtocolError
+from unitmgr.manager.timesyntax import TimeSyntaxError, parse_time
+
+MAX_LOG_LINES = 100_000
+# Replies stay below protocol.MAX_MESSAGE_BYTES: the oldest records are left
+# out past this estimate, and the reply says how many.
+REPLY_BUDGET = protocol.MAX_MESSAGE_BYTES * 3 // 4
+STREAMS = ("stdout", "stderr")
+
+
+@dataclass
+class LogQuery:
+    lines: int = 10
+    since: float | None = None
+    until: float | None = None
+    grep: re.Pattern[str] | None = None
+    stream: str | None = None
+    raw: bool = False
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any], default_lines: int = 10) -> LogQuery:
+        """Build a query from request arguments; raise ProtocolError naming a bad one."""
+        query = cls(lines=_lines_arg(args, default_lines), raw=bool(args.get("raw")))
+        query.since = _time_arg(args, "since")
+        query.until = _time_arg(args, "until")
+        query.grep = _grep_arg(args)
+        stream = args.get("stream")
+        if stream not in (None, "", *STREAMS):
+            raise ProtocolError(protocol.BAD_REQUEST, f"'stream' must be stdout or stderr, not {stream!r}")
+        query.stream = stream or None
+        return query
+
+    def accepts(self, line: LogLine) -> bool:
+        if self.since is not None and line.time < self.since:
+            return False
+        if self.until is not None and line.time > self.until:
+            return False
+        if self.stream is not None and line.stream != self.stream:
+            return False
+        if self.grep is not None and not self.grep.search(line.data.decode("utf-8", "replace")):
+            return False
+        return True
+
+
+def _lines_arg(args: dict[str, Any], default: int) -> int:
+    value = args.get("lines", default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProtocolError(protocol.BAD_REQUEST, f"'lines' must be an integer >= 0, not {value!r}")
+    return value
+
+
+def _time_arg(args: dict[str, Any], key: str) -> float | None:
+    value = args.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a time string or a number, not {value!r}")
+    try:
+        return parse_time(value)
+    except TimeSyntaxError as exc:
+        raise ProtocolError(protocol.BAD_REQUEST, f"--{key}: {exc}") from None
+
+
+def _grep_arg(args: dict[str, Any]) -> re.Pattern[str] | None:
+    pattern = args.get("grep")
+    if pattern is None or pattern == "":
+        return None
+    if not isinstance(pattern, str):
+        raise ProtocolError(protocol.BAD_REQUEST, f"'grep' must be a string, not {pattern!r}")
+    flags = 0 if any(char.isupper() for char in pattern) else re.IGNORECASE
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise ProtocolError(protocol.BAD_REQUEST, f"--grep: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def record_of(line: LogLine, raw: bool) -> dict[str, Any]:
+    """Return the LogRecord of one line, as docs/protocol.md describes it."""
+    record: dict[str, Any] = {
+        "unit": line.unit, "time": line.time, "stream": line.stream, "pid": line.pid,
+        "text": line.data.decode("utf-8", "replace"),
+    }
+    if line.identifier:
+        record["identifier"] = line.identifier
+    if line.partial:
+        record["partial"] = True
+    if raw:
+        record["raw"] = base64.b64encode(line.data).decode("ascii")
+    return record
+
+
+def select_lines(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> list[LogLine]:
+    """Return the lines of several units merged by time, the last `query.lines` of them.
+
+    With `follow`, an unfinished last line is left out: the event stream
+    delivers it once it is complete."""
+    limit = min(query.lines, MAX_LOG_LINES) if query.lines else MAX_LOG_LINES
+    per_unit = []
+    for name in names:
+        lines = store.query(name, limit, since=query.since, accept=query.accepts)
+        if follow:
+            lines = [line for line in lines if not line.pending]
+        per_unit.append(lines)
+    # heapq.merge keeps each unit's own order even where its clock went back.
+    merged = list(heapq.merge(*per_unit, key=lambda line: line.time))
+    return merged[-limit:]
+
+
+def query_records(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> dict[str, Any]:
+    """Return `{"records": [...]}`, plus `"omitted": N` when the oldest were left out for size."""
+    lines = select_lines(store, names, query, follow)
+    records: list[dict[str, Any]] = []
+    budget = REPLY_BUDGET
+    for line in reversed(lines):
+        record = record_of(line, query.raw)
+        # An estimate: text at most doubles in JSON for most lines, base64 adds a third.
+        budget -= 120 + len(line.data) * (4 if query.raw else 2)
+        if budget < 0:
+            break
+        records.append(record)
+    records.reverse()
+    result: dict[str, Any] = {"records": records}
+    if len(records) < len(lines):
+        # TODO: page through older records instead of leaving them out.
+        result["omitted"] = len(lines) - len(records)
+    return result

@@ -1,0 +1,101 @@
+"""Routing sd_notify messages to the service whose process sent them.
+
+The sender is the pid in the datagram's kernel credentials. It belongs to a
+service when it is that service's main or control process, when it runs in
+a session one of the service's processes started (every spawned process
+leads a session of its own), when an ancestor was spawned by the service,
+or when it carries the service's INVOCATION_ID. Messages from other users
+are dropped: the socket is private to the manager's user, and root may
+send as anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from unitmgr.manager import processes
+from unitmgr.manager.notify import NotifyMessage, NotifySocket
+from unitmgr.manager.service import ServiceRuntime
+from unitmgr.manager.servicenotify import handle_message, notify_access, sender_allowed
+
+if TYPE_CHECKING:
+    from unitmgr.manager.daemon import Manager
+
+log = logging.getLogger(__name__)
+
+# The ppid chain is followed this far up; deeper trees are still caught by the session rule.
+MAX_ANCESTORS = 64
+# At most one "rejected" warning per unit in this many seconds.
+WARN_INTERVAL = 5.0
+
+
+class NotifyRouter:
+    def __init__(self, manager: Manager, address: str):
+        self.manager = manager
+        self.socket = NotifySocket(manager.loop, address, self.on_message)
+        self._last_warning: dict[str, float] = {}
+
+    @property
+    def address(self) -> str:
+        return self.socket.address
+
+    def open(self) -> None:
+        self.socket.open()
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def _services(self) -> list[ServiceRuntime]:
+        return [r for r in self.manager.runtimes.values() if isinstance(r, ServiceRuntime) and r.invocation_id]
+
+    def unit_for_pid(self, pid: int) -> ServiceRuntime | None:
+        services = self._services()
+        for service in services:
+            if pid == service.main_pid or pid in service.control_pids or pid in service.roots:
+                return service
+        table = processes.process_table()
+        info = table.get(pid)
+        if info is None:
+            return None
+        by_root = {root: service for service in services for root in service.roots}
+        if info.sid in by_root:
+            return by_root[info.sid]
+        current = info
+        for _ in range(MAX_ANCESTORS):
+            parent = table.get(current.ppid)
+            if parent is None:
+                break
+            if parent.pid in by_root:
+                return by_root[parent.pid]
+            current = parent
+        for service in services:
+            if processes.environ_has(pid, f"INVOCATION_ID={service.invocation_id}".encode()):
+                return service
+        return None
+
+    def on_message(self, message: NotifyMessage) -> None:
+        sender = message.sender
+        if sender.uid not in (os.getuid(), 0):
+            log.warning("notify: dropping a message from uid %d (pid %d)", sender.uid, sender.pid)
+            return
+        service = self.unit_for_pid(sender.pid)
+        if service is None:
+            log.debug("notify: no unit has pid %d; dropping %s", sender.pid, sorted(message.fields))
+            return
+        if not sender_allowed(service, sender.pid):
+            self._warn_rejected(service, sender.pid)
+            return
+        log.debug("%s: notify from pid %d: %s", service.name, sender.pid, message.fields)
+        handle_message(service, message)
+
+    def _warn_rejected(self, service: ServiceRuntime, pid: int) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(service.name, -WARN_INTERVAL) < WARN_INTERVAL:
+            return
+        self._last_warning[service.name] = now
+        access = notify_access(service)
+        log.warning("%s: rejecting a notify message from pid %d (NotifyAccess=%s; main PID is %d)",
+                    service.name, pid, access, service.main_pid)

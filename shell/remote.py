@@ -1,0 +1,322 @@
+"""A control-endpoint client for a manager on another host, reached through SSH.
+
+`open_remote_client(host, options)` does what `unitsh HOST` needs:
+
+1. connect with SSH (see `ssh.py` for config, agent and host keys);
+2. run `unitmgr endpoint --json` there to learn the manager's public key and
+   endpoints;
+3. open a local tunnel (`tunnel.py`) whose connections go to the remote control
+   socket through `unitmgr bridge` on an exec channel, or through a direct-tcpip
+   channel when the manager also listens on loopback TCP;
+4. connect the ordinary blocking Client to the tunnel (CURVE runs end to end,
+   so SSH only carries encrypted bytes) and send `hello`; when the manager
+   rejects the local client key, authorise it with `unitmgr authorize-key`
+   over SSH if the user agreed, and connect again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paramiko
+import zmq
+from unitmgr.manager import keys as keyfiles
+from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.paths import resolve as resolve_paths
+from unitmgr.shell import ssh
+from unitmgr.shell.client import Client, ClientError
+from unitmgr.shell.session import Session
+from unitmgr.shell.tunnel import Tunnel
+
+log = logging.getLogger(__name__)
+
+EXIT_COMMAND_NOT_FOUND = 127  # what a POSIX shell returns for a missing command
+EXIT_NOT_EXECUTABLE = 126
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "*"}
+
+
+@dataclass
+class RemoteOptions:
+    """Settings of `unitsh HOST`, mostly from its command line."""
+
+    remote_command: str = "unitmgr"  # run by the remote user's shell
+    accept_new_host_key: bool = False
+    authorize: bool = False
+    # Called with a yes/no question; None when nobody can answer (-c, stdin not a terminal).
+    ask: Callable[[str], bool] | None = None
+    connect_timeout: float = 5.0
+    timeout: float = 5.0  # for a reply to a request
+    # Use a direct-tcpip channel when the manager listens on loopback TCP; else `unitmgr bridge`.
+    direct_tcp: bool = True
+    paths: Paths = field(default_factory=resolve_paths)  # where the local client key is
+
+    def ssh_options(self) -> ssh.SSHOptions:
+        return ssh.SSHOptions(accept_new_host_key=self.accept_new_host_key, ask=self.ask,
+                              connect_timeout=self.connect_timeout)
+
+
+def ask_on_terminal(question: str) -> bool:
+    """Ask a yes/no question on stderr and read the answer from stdin."""
+    print(question, end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+@dataclass(frozen=True)
+class RemoteEndpoint:
+    """What `unitmgr endpoint --json` printed on the remote host."""
+
+    server_key: bytes
+    endpoints: tuple[str, ...]
+
+    def loopback_tcp(self) -> tuple[str, int] | None:
+        """Return (host, port) of a loopback TCP endpoint of the manager, if it has one."""
+        for endpoint in self.endpoints:
+            if not endpoint.startswith("tcp://"):
+                continue
+            host, _, port = endpoint[len("tcp://"):].rpartition(":")
+            host = host.strip("[]")
+            if host in LOOPBACK_HOSTS and port.isdigit():
+                return ("::1" if host in ("::1", "::") else "127.0.0.1", int(port))
+        return None
+
+
+class RemoteClient(Client):
+    """A Client whose endpoint is a tunnel over SSH; closing it closes the SSH connection."""
+
+    def __init__(self, host: str, connection: paramiko.SSHClient, tunnel: Tunnel,
+                 server_key: bytes, pair: keyfiles.KeyPair, options: RemoteOptions):
+        self.host = host
+        self.connection = connection
+        self.tunnel = tunnel
+        self.channel_kind = ""  # "bridge" or "direct-tcpip"
+        super().__init__(tunnel.endpoint, server_key, pair.public, pair.secret,
+                         timeout=options.timeout, connect_timeout=options.connect_timeout,
+                         client_pub_file=str(keyfiles.key_files(options.paths, "client")[1]))
+
+    def ssh_alive(self) -> bool:
+        transport = self.connection.get_transport()
+        return transport is not None and transport.is_active()
+
+    def request(self, cmd: str, args: dict[str, Any] | None = None,
+                timeout: float | None = None) -> dict[str, Any]:
+        try:
+            return super().request(cmd, args, timeout)
+        except ClientError as exc:
+            raise self._explain(exc, cmd) from None
+
+    def _explain(self, exc: ClientError, cmd: str) -> ClientError:
+        """Name the host instead of the local tunnel socket in an error."""
+        if not self.ssh_alive() and exc.kind in ("connection-lost", "timeout", "no-manager"):
+            return ClientError(
+                "connection-lost",
+                f"the SSH connection to {self.host} was lost before the reply to '{cmd}' arrived; "
+                f"the command may have run there. Check with: unitsh {self.host} -c status",
+            )
+        message = exc.message.replace(self.endpoint, f"{self.host} (through SSH)")
+        if exc.kind == "unauthorized":
+            message = (f"the manager on {self.host} rejects this client's key; run again with "
+                       "--authorize to add it there")
+        return type(exc)(exc.kind, message)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.tunnel.close()
+            ssh.close(self.connection)
+
+
+# -- the steps -------------------------------------------------------------------
+
+
+def open_remote_client(host: str, options: RemoteOptions) -> RemoteClient:
+    """Connect to the manager on `host` through SSH and return a client that has
+    completed `hello`; raise ClientError (or ssh.SSHError) with the next step."""
+    pair = ensure_client_keys(options.paths)
+    connection = ssh.connect(host, options.ssh_options())
+    try:
+        endpoint = read_remote_endpoint(connection, host, options)
+        channel_kind, open_channel = channel_opener(connection, endpoint, options)
+        client = _connect_and_greet(host, connection, open_channel, endpoint, pair, options)
+        client.channel_kind = channel_kind
+    except BaseException:
+        ssh.close(connection)
+        raise
+    return client
+
+
+def _connect_and_greet(host: str, connection: paramiko.SSHClient, open_channel: Callable[[], Any],
+                       endpoint: RemoteEndpoint, pair: keyfiles.KeyPair,
+                       options: RemoteOptions) -> RemoteClient:
+    for attempt in range(2):
+        tunnel = Tunnel(open_channel, name=f"ssh-{host}")
+        try:
+            client = RemoteClient(host, connection, tunnel, endpoint.server_key, pair, options)
+        except BaseException:
+            tunnel.close()
+            raise
+        try:
+            client.request("hello")
+            return client
+        except ClientError as exc:
+            _close_client_only(client)
+            if exc.kind != "unauthorized" or attempt > 0:
+                raise _with_channel_errors(exc, tunnel) from None
+            if not _may_authorize(host, options):
+                raise ClientError("unauthorized", f"the manager on {host} does not accept this client's "
+                                  "key yet; run again with --authorize to add it to the authorized_keys "
+                                  "there") from None
+            authorize_remote(connection, host, pair.public, options)
+        except BaseException:
+            _close_client_only(client)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _close_client_only(client: RemoteClient) -> None:
+    Client.close(client)
+    client.tunnel.close()
+
+
+def _with_channel_errors(exc: ClientError, tunnel: Tunnel) -> ClientError:
+    if not tunnel.channel_errors:
+        return exc
+    return ClientError(exc.kind, f"{exc.message} (SSH channel: {tunnel.channel_errors[-1]})")
+
+
+def _may_authorize(host: str, options: RemoteOptions) -> bool:
+    if options.authorize:
+        return True
+    if options.ask is None:
+        return False
+    return options.ask(f"The manager on {host} does not accept this client's key.\n"
+                       f"Add it to the authorized_keys there? [y/N] ")
+
+
+def ensure_client_keys(paths: Paths) -> keyfiles.KeyPair:
+    """Load the local client key pair, creating it when this host never ran a manager."""
+    secret_file, public_file = keyfiles.key_files(paths, "client")
+    if not secret_file.exists():
+        ensure_private_dir(paths.keys)
+        public, secret = zmq.curve_keypair()
+        keyfiles.write_atomic(secret_file, f"# unitmgr client secret key (Z85); keep it private\n"
+                              f"{secret.decode()}\n", 0o600)
+        keyfiles.write_atomic(public_file, f"{public.decode()}\n", 0o644)
+        log.info("created a client key pair in %s", paths.keys)
+    try:
+        return keyfiles.load_client_keys(paths)
+    except keyfiles.KeyFileError as exc:
+        raise ClientError("unauthorized", f"cannot use the local client key: {exc}") from None
+
+
+def read_remote_endpoint(connection: paramiko.SSHClient, host: str, options: RemoteOptions) -> RemoteEndpoint:
+    """Run `unitmgr endpoint --json` on the host; raise a ClientError naming the problem."""
+    command = f"{options.remote_command} endpoint --json"
+    result = ssh.run_command(connection, command, timeout=max(options.timeout, 10.0))
+    if result.status in (EXIT_COMMAND_NOT_FOUND, EXIT_NOT_EXECUTABLE):
+        raise ssh.SSHError(
+            "not-installed",
+            f"unitmgr is not installed on {host} (running {options.remote_command!r} there failed: "
+            f"{result.error_text()}); install it there, or give its path with --remote-command",
+        )
+    if result.status != 0:
+        raise ClientError(
+            "no-manager",
+            f"no unitmgr manager is running for that user on {host} ({result.error_text()}); "
+            f"start one there with: unitmgr --user",
+        )
+    try:
+        info = json.loads(result.stdout)
+        server_key = keyfiles.parse_key(info["server_key"])
+        endpoints = tuple(str(endpoint) for endpoint in info.get("endpoints", []))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClientError("protocol", f"'{command}' on {host} printed no valid endpoint information "
+                          f"({exc}); is the unitmgr there a compatible version?") from None
+    return RemoteEndpoint(server_key=server_key, endpoints=endpoints)
+
+
+def channel_opener(connection: paramiko.SSHClient, endpoint: RemoteEndpoint,
+                   options: RemoteOptions) -> tuple[str, Callable[[], paramiko.Channel]]:
+    """Return the channel kind and a function opening one channel to the remote control endpoint.
+
+    A direct-tcpip channel is used when the manager listens on loopback TCP and
+    the server allows forwarding; otherwise an exec channel runs `unitmgr bridge`."""
+    transport = connection.get_transport()
+    assert transport is not None
+    timeout = options.connect_timeout
+    tcp = endpoint.loopback_tcp() if options.direct_tcp else None
+
+    def open_tcp() -> paramiko.Channel:
+        return transport.open_channel("direct-tcpip", tcp, ("127.0.0.1", 0), timeout=timeout)
+
+    def open_bridge() -> paramiko.Channel:
+        channel = transport.open_session(timeout=timeout)
+        channel.exec_command(f"{options.remote_command} bridge")
+        return channel
+
+    if tcp is not None:
+        try:
+            open_tcp().close()
+            return "direct-tcpip", open_tcp
+        except (paramiko.SSHException, OSError) as exc:
+            log.info("direct-tcpip to %s port %d was refused (%s); using unitmgr bridge", *tcp, exc)
+    return "bridge", open_bridge
+
+
+def authorize_remote(connection: paramiko.SSHClient, host: str, public_key: bytes,
+                     options: RemoteOptions) -> None:
+    """Add `public_key` to the remote manager's authorized_keys with `unitmgr authorize-key`."""
+    label = f"unitsh@{socket.gethostname()}"
+    command = f"{options.remote_command} authorize-key --label {label} -"
+    result = ssh.run_command(connection, command, stdin=public_key + b"\n",
+                             timeout=max(options.timeout, 10.0))
+    if result.status != 0:
+        raise ClientError("unauthorized", f"authorising this client's key on {host} failed: "
+                          f"{result.error_text()}; add it there by hand with: unitmgr authorize-key "
+                          f"{public_key.decode()}")
+    print(f"unitsh: authorised this client's key on {host} ({label})", file=sys.stderr)
+
+
+# -- for the shell ---------------------------------------------------------------
+
+
+def remote_connector(host: str, options: RemoteOptions) -> Callable[[], Client]:
+    """Return a Session connector for `host`: the first call may ask questions, a
+    reconnection after a lost connection does not."""
+    calls = 0
+
+    def connect() -> Client:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return open_remote_client(host, options)
+        return open_remote_client(host, dataclasses.replace(options, ask=None))
+
+    return connect
+
+
+def open_remote_session(host: str, options: RemoteOptions, eager: bool = False) -> Session:
+    """Return a Session for `host`, labelled with it for the prompt.
+
+    With `eager`, connect now, so that questions about host keys or
+    authorisation come before an interactive shell takes over the terminal."""
+    session = Session(remote_connector(host, options), label=host)
+    if eager:
+        session.request("hello")
+    return session
+
+
+def interactive_terminal() -> bool:
+    return os.isatty(0) and os.isatty(2)

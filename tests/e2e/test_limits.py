@@ -1,0 +1,330 @@
+"""Resource limits and statistics with real processes, in both resource modes.
+
+Each test runs under `--no-cgroups` (the manager enforces MemoryMax= and
+TasksMax= by sampling) and, where a writable cgroup v2 hierarchy exists,
+in cgroup mode too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from support import kill_and_reap, wait_for, write_unit
+
+from unitmgr.manager import cgroups
+
+CGROUPS = cgroups.detect()
+MODES = [
+    pytest.param(["--no-cgroups"], id="process"),
+    pytest.param([], id="cgroup", marks=pytest.mark.skipif(
+        not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")),
+]
+PYTHON = sys.executable
+
+
+def log_text(manager, unit: str) -> str:
+    return "\n".join(r["text"] for r in manager.request("logs", {"units": [unit], "lines": 0})["records"])
+
+
+def limit_entry(status: dict, name: str) -> dict:
+    [entry] = [item for item in status["limits"] if item["name"] == name]
+    return entry
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_max_kills_and_restarts(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "hog.service", f"""\
+[Service]
+MemoryMax=64M
+Restart=on-failure
+RestartSec=0.2
+ExecStart={PYTHON} -c "import time; data = b'x' * (200 << 20); time.sleep(1000)"
+""", enable=True)
+    manager = make_manager(units, *mode)
+
+    status = wait_for(lambda: (s := manager.status("hog")) and s["n_restarts"] >= 1 and s,
+                      timeout=30, message="hog to be killed and restarted")
+    hit = status["limit_hit"]
+    assert hit["name"] == "MemoryMax"
+    assert hit["enforced_by"] == "manager"
+    assert hit["observed"] > 64 << 20
+    assert status["memory_max"] == 64 << 20
+    assert limit_entry(status, "MemoryMax")["enforced_by"] == "manager"
+    assert "result oom-kill" in manager.log()
+    assert manager.status("hog")["n_restarts"] >= 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_max_result_without_restart(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "hog.service", f"""\
+[Service]
+MemoryMax=32M
+ExecStart={PYTHON} -c "import time; data = b'x' * (100 << 20); time.sleep(1000)"
+""", enable=True)
+    manager = make_manager(units, *mode)
+
+    status = wait_for(lambda: (s := manager.status("hog")) and s["active_state"] == "failed" and s,
+                      timeout=30, message="hog to fail")
+    assert status["result"] == "oom-kill"
+    assert status["limit_hit"]["name"] == "MemoryMax"
+
+
+def test_rlimits_seen_by_child(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "probe.service", """\
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+LimitNOFILE=100:200
+LimitCORE=0
+LimitFSIZE=1M:infinity
+ExecStart=/bin/grep -E "^Max (open files|core file size|file size)" /proc/self/limits
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    wait_for(lambda: manager.status("probe")["sub_state"] == "exited", message="probe to finish")
+    lines = {" ".join(line.split()[:-1]) for line in log_text(manager, "probe").split("\n")}
+    assert "Max open files 100 200" in lines
+    assert "Max core file size 0 0" in lines
+    assert "Max file size 1048576 unlimited" in lines
+
+
+def test_hard_limit_above_manager_fails(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "greedy.service", """\
+[Service]
+LimitNOFILE=100:infinity
+ExecStart=/bin/sleep 1000
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    status = wait_for(lambda: (s := manager.status("greedy")) and s["active_state"] == "failed" and s,
+                      message="greedy to fail")
+    assert status["result"] == "exit-code"
+    assert status["exec_main"]["status"] == 205
+    assert "above the manager's own hard limit" in manager.log()
+    shown = manager.unitsh("-c", "status greedy")
+    assert "205/LIMITS" in shown.stdout
+
+
+def test_scheduling_attributes_seen_by_child(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "probe.service", """\
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+Nice=5
+CPUAffinity=0
+IOSchedulingClass=best-effort
+IOSchedulingPriority=6
+OOMScoreAdjust=300
+UMask=0077
+ExecStart=/bin/sh -c 'echo "nice=$$(cut -d" " -f19 /proc/self/stat)"; \\
+    grep Cpus_allowed_list /proc/self/status; echo "oom=$$(cat /proc/self/oom_score_adj)"; \\
+    echo "umask=$$(umask)"'
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    wait_for(lambda: manager.status("probe")["sub_state"] == "exited", message="probe to finish")
+    text = log_text(manager, "probe")
+    assert "nice=5" in text
+    assert "Cpus_allowed_list:\t0" in text
+    assert "oom=300" in text
+    assert "umask=0077" in text
+
+
+def test_io_priority_seen_by_child(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "probe.service", f"""\
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+IOSchedulingClass=idle
+ExecStart={PYTHON} -c "import ctypes; print('ioprio', ctypes.CDLL(None).syscall(252, 1, 0))"
+""", enable=True)
+    if os.uname().machine != "x86_64":
+        pytest.skip("the probe calls ioprio_get by its x86_64 syscall number")
+    manager = make_manager(units, "--no-cgroups")
+
+    wait_for(lambda: manager.status("probe")["sub_state"] == "exited", message="probe to finish")
+    # IOPRIO_CLASS_IDLE (3) in the top bits, level 0.
+    assert f"ioprio {3 << 13}" in log_text(manager, "probe")
+
+
+def test_affinity_the_kernel_rejects_fails(make_manager, tmp_path: Path) -> None:
+    # As root every privileged value is allowed, so the error path uses a CPU
+    # the machine does not have, which sched_setaffinity rejects for anyone.
+    units = tmp_path / "units"
+    write_unit(units, "pinned.service", """\
+[Service]
+CPUAffinity=1000
+ExecStart=/bin/sleep 1000
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    status = wait_for(lambda: (s := manager.status("pinned")) and s["active_state"] == "failed" and s,
+                      message="pinned to fail")
+    assert status["exec_main"]["status"] == 215
+    assert "sched_setaffinity" in manager.log()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tasks_max_holds(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "forker.service", """\
+[Service]
+TasksMax=5
+ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 20 ]; do sleep 1000 & i=$$((i+1)); done; wait'
+""", enable=True)
+    manager = make_manager(units, *mode)
+
+    status = wait_for(lambda: (s := manager.status("forker")) and s["tasks_killed"] > 0 and s,
+                      timeout=20, message="the manager to act on TasksMax=")
+    wait_for(lambda: manager.status("forker")["tasks"] <= 5, message="tasks to drop to the limit")
+    status = manager.status("forker")
+    assert status["active_state"] == "active"
+    assert status["tasks_max"] == 5
+    assert limit_entry(status, "TasksMax")["enforced_by"] == "manager"
+    assert status["limit_hit"]["name"] == "TasksMax"
+    assert status["main_pid"] in [p["pid"] for p in status["processes"]]
+    shown = manager.unitsh("-c", "status forker")
+    assert "(limit: 5)" in shown.stdout
+
+
+def test_unenforced_limits_are_reported(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "quota.service", """\
+[Service]
+CPUQuota=20%
+IOWeight=50
+ExecStart=/bin/sleep 1000
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    wait_for(lambda: manager.status("quota")["active_state"] == "active", message="quota to run")
+    status = manager.status("quota")
+    assert limit_entry(status, "CPUQuota") == {"name": "CPUQuota", "value": 0.2, "enforced_by": "none"}
+    assert limit_entry(status, "IOWeight")["enforced_by"] == "none"
+    assert any("CPUQuota= is not enforced" in w for w in status["warnings"])
+    assert manager.log().count("CPUQuota= is not enforced") == 1
+
+
+def test_top_shows_cpu_use(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "burner.service", "[Service]\nExecStart=/bin/sh -c 'while :; do :; done'\n", enable=True)
+    write_unit(units, "idle.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+    wait_for(lambda: manager.status("burner")["active_state"] == "active"
+             and manager.status("idle")["active_state"] == "active", message="both units to run")
+
+    # Another test may be busy on the same CPUs, so "near 100 %" is taken
+    # as more than half a CPU; the idle unit must stay near zero.
+    def rows() -> dict[str, dict]:
+        return {row["name"]: row for row in manager.request("top")["units"]}
+
+    table = wait_for(lambda: (r := rows()) and r["burner.service"]["cpu_percent"] > 50 and r,
+                     timeout=20, message="burner above 50% CPU")
+    assert table["idle.service"]["cpu_percent"] < 5
+    assert list(table)[0] == "burner.service"
+    assert table["burner.service"]["cpu_seconds"] > 0
+
+    shown = manager.unitsh("-c", "top")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "UNIT" in lines[0]
+    assert lines[1].startswith("burner.service")
+
+
+def test_statistics_in_status(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "worker.service", f"""\
+[Service]
+MemoryMax=256M
+ExecStart={PYTHON} -c "import time; f = open('/dev/null'); data = b'x' * (20 << 20); time.sleep(1000)"
+""", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+
+    status = wait_for(lambda: (s := manager.status("worker")) and (s["memory_bytes"] or 0) > 20 << 20 and s,
+                      message="worker to allocate")
+    assert status["memory_peak"] >= status["memory_bytes"]
+    assert status["memory_rss"] >= 20 << 20
+    assert status["open_files"] >= 4
+    assert status["io_read_bytes"] is not None
+    assert status["tasks"] == 1
+    shown = manager.unitsh("-c", "status worker").stdout
+    assert "Memory: " in shown and "(max: 256.0M" in shown and "peak: " in shown
+    assert "Tasks: 1" in shown
+    assert "CPU: " in shown
+
+
+@pytest.mark.skipif(not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")
+def test_cgroup_per_unit(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "family.service", """\
+[Service]
+ExecStart=/bin/sh -c 'sleep 1000 & sleep 1000 & setsid sleep 1000 & wait'
+TimeoutStopSec=5
+""", enable=True)
+    manager = make_manager(units)
+
+    status = wait_for(lambda: (s := manager.status("family")) and s["tasks"] >= 4 and s,
+                      message="family's four processes")
+    assert status["resource_mode"] == "cgroup"
+    directory = Path(status["cgroup"])
+    members = {int(pid) for pid in (directory / "cgroup.procs").read_text().split()}
+    assert status["main_pid"] in members
+    assert len(members) == 4
+    for pid in members:
+        assert Path(f"/proc/{pid}/cgroup").read_text().strip().endswith(
+            str(directory.relative_to(CGROUPS.mount)))
+
+    result = manager.unitsh("-c", "stop family")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: not directory.exists(), message="the unit's cgroup to be removed")
+    for pid in members:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.skipif(not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")
+def test_cgroup_kill_catches_escaped_process(make_manager, tmp_path: Path) -> None:
+    # A daemon that leaves the unit's session and clears its environment
+    # escapes process tracking, but not its cgroup.
+    units = tmp_path / "units"
+    write_unit(units, "escape.service", """\
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'setsid env -i /bin/sleep 1000 > /dev/null 2>&1 < /dev/null &'
+""", enable=True)
+    manager = make_manager(units)
+
+    status = wait_for(lambda: (s := manager.status("escape")) and s["sub_state"] == "exited" and s,
+                      message="escape to start")
+    directory = Path(status["cgroup"])
+    [pid] = wait_for(lambda: [int(p) for p in (directory / "cgroup.procs").read_text().split()],
+                     message="the escaped sleep in the cgroup")
+    try:
+        assert manager.unitsh("-c", "stop escape").returncode == 0
+        wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(),
+                 message="the escaped process to be killed")
+        wait_for(lambda: not directory.exists(), message="the unit's cgroup to be removed")
+    finally:
+        # The fixture finds leftovers by their environment, which this one cleared.
+        kill_and_reap([pid])
+
+
+@pytest.mark.skipif(not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")
+def test_cgroup_removed_at_shutdown(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "idle.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
+    manager = make_manager(units)
+    status = wait_for(lambda: (s := manager.status("idle")) and s["cgroup"] and s, message="idle to run")
+    base = Path(status["cgroup"]).parent
+    assert base.name == f"unitmgr-{manager.proc.pid}"
+    assert manager.stop() == 0
+    assert not base.exists()

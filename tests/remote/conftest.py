@@ -1,0 +1,165 @@
+"""Fixtures of the SSH tests: a real sshd, a remote manager, and client homes for unitsh.
+
+The session fixture `remote_host` needs root and /usr/sbin/sshd; without them
+every test that uses it is skipped with the reason. The client side of each
+test gets its own HOME (with ~/.ssh/config, known_hosts and an identity) and
+its own UNITMGR_HOME, so the real ~/.ssh of the user running the tests is
+never read or written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sshserver import (
+    RemoteManager,
+    SSHServer,
+    TestUser,
+    ed25519_key_pair,
+    remote_venv,
+    skip_reason,
+)
+from support import free_port
+
+WEB_UNIT = """\
+[Unit]
+Description=Remote test web
+
+[Service]
+ExecStart=/bin/sh -c 'echo "web started"; exec sleep 600'
+TimeoutStopSec=2
+"""
+
+# TODO(dev): switch back to ["-m", "unitmgr.shell.cli"] once cli.py is wired.
+UNITSH = [sys.executable, "/tmp/remotedev/unitsh_dev.py"]
+
+SLOW_UNIT = """\
+[Service]
+Type=oneshot
+ExecStart=/bin/sleep 30
+TimeoutStopSec=2
+"""
+
+
+@dataclass
+class RemoteHost:
+    """The session's sshd, test user and remote manager, and the client identity sshd accepts."""
+
+    server: SSHServer
+    user: TestUser
+    manager: RemoteManager
+    client_private_key: bytes
+    client_public_key: str
+    curve_home: Path  # a local UNITMGR_HOME whose client key the remote manager accepts
+    closed_port: int  # a loopback port where nothing listens
+
+
+@pytest.fixture(scope="session")
+def remote_host() -> Iterator[RemoteHost]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    venv = remote_venv()
+    directory = Path(tempfile.mkdtemp(prefix="um-sshd-"))
+    user = TestUser.create(f"unitmgr-test-{os.getpid()}")
+    server = manager = None
+    try:
+        private, public = ed25519_key_pair()
+        user.write(".ssh/authorized_keys", public + "\n", mode=0o600)
+        user.write(".config/unitmgr/units/web.service", WEB_UNIT)
+        user.write(".config/unitmgr/units/slow.service", SLOW_UNIT)
+        server = SSHServer(directory, user.name).start()
+        # Loopback TCP as well, so that both the direct-tcpip channel and the bridge can be tested.
+        manager = RemoteManager(user, venv).start("--listen", f"tcp://127.0.0.1:{free_port()}")
+        curve_home = directory / "curve"
+        curve_public = _make_curve_keys(curve_home)
+        manager.authorize(curve_public)
+        assert _start_web(user, manager) == 0
+        yield RemoteHost(server=server, user=user, manager=manager, client_private_key=private,
+                         client_public_key=public, curve_home=curve_home, closed_port=free_port())
+    finally:
+        if manager is not None:
+            manager.stop()
+        if server is not None:
+            server.stop()
+        user.remove()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _make_curve_keys(home: Path) -> str:
+    from unitmgr.manager.paths import resolve
+    from unitmgr.shell.remote import ensure_client_keys
+
+    return ensure_client_keys(resolve({"UNITMGR_HOME": str(home), "HOME": str(home)})).public.decode()
+
+
+def _start_web(user: TestUser, manager: RemoteManager) -> int:
+    result = user.run([str(manager.venv / "bin" / "unitsh"), "-c", "start web"], manager.venv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.returncode
+
+
+class ClientHome:
+    """The client side: a HOME with ~/.ssh, a UNITMGR_HOME, and `unitsh` run inside them."""
+
+    def __init__(self, root: Path, remote: RemoteHost, known: bool = True, curve_home: Path | None = None):
+        self.root = root
+        self.remote = remote
+        self.home = root / "home"
+        self.ssh_dir = self.home / ".ssh"
+        self.ssh_dir.mkdir(parents=True, mode=0o700)
+        self.known_hosts = self.ssh_dir / "known_hosts"
+        self.unitmgr_home = curve_home or root / "curve"
+        identity = self.ssh_dir / "id_ed25519"
+        identity.write_bytes(remote.client_private_key)
+        identity.chmod(0o600)
+        self.write_config()
+        if known:
+            self.known_hosts.write_text(f"{self.host_name} {remote.server.host_public_key}\n")
+
+    @property
+    def host_name(self) -> str:
+        return f"[127.0.0.1]:{self.remote.server.port}"
+
+    def write_config(self) -> None:
+        port, user = self.remote.server.port, self.remote.user.name
+        (self.ssh_dir / "config").write_text(
+            f"Host hosta hostb\n    HostName 127.0.0.1\n    Port {port}\n    User {user}\n"
+            f"    IdentityFile ~/.ssh/id_ed25519\n"
+            f"Host hostdown\n    HostName 127.0.0.1\n    Port {self.remote.closed_port}\n    User {user}\n"
+            f"Host viajump\n    HostName 127.0.0.1\n    Port {port}\n    User {user}\n"
+            f"    ProxyJump hosta\n"
+        )
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("UNITMGR_", "XDG_", "SSH_"))}
+        env.update(HOME=str(self.home), UNITMGR_HOME=str(self.unitmgr_home), NO_COLOR="1")
+        return env
+
+    def unitsh(self, *args: str, remote_command: bool = True, timeout: float = 60.0,
+               ) -> subprocess.CompletedProcess:
+        extra = ["--remote-command", self.remote.manager.command] if remote_command else []
+        return subprocess.run([*UNITSH, *extra, *args],
+                              env=self.env(), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def client(remote_host: RemoteHost, tmp_path: Path) -> ClientHome:
+    """A client home that knows the host key and whose CURVE key is authorised."""
+    return ClientHome(tmp_path / "client", remote_host, curve_home=remote_host.curve_home)
+
+
+@pytest.fixture
+def new_client(remote_host: RemoteHost, tmp_path: Path) -> ClientHome:
+    """A client home with an empty known_hosts and a CURVE key the manager does not know."""
+    return ClientHome(tmp_path / "new-client", remote_host, known=False)

@@ -1,0 +1,63 @@
+"""The remote client in this process: both channel kinds, and a connection lost mid-command."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import ClientHome, RemoteHost
+from sshserver import wait_for_process
+from unitmgr.manager.paths import resolve
+from unitmgr.shell import ssh
+from unitmgr.shell.client import ClientError
+from unitmgr.shell.remote import RemoteOptions, open_remote_client
+
+
+@pytest.fixture
+def options(client: ClientHome, remote_host: RemoteHost, monkeypatch: pytest.MonkeyPatch) -> RemoteOptions:
+    for name, value in client.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return RemoteOptions(remote_command=remote_host.manager.command, connect_timeout=5, timeout=10,
+                         paths=resolve())
+
+
+@pytest.mark.parametrize(("direct_tcp", "kind"), [(True, "direct-tcpip"), (False, "bridge")])
+def test_channel_kinds(options: RemoteOptions, direct_tcp: bool, kind: str):
+    options.direct_tcp = direct_tcp
+    with open_remote_client("hosta", options) as client:
+        assert client.channel_kind == kind
+        hello = client.request("hello")
+        status = client.request("status", {"units": ["web"], "lines": 0})
+    assert hello["protocol"] == 1
+    assert status["units"][0]["active_state"] == "active"
+
+
+def test_connection_lost_mid_command(options: RemoteOptions, remote_host: RemoteHost):
+    options.direct_tcp = False
+    options.timeout = 60
+    errors: list[ClientError] = []
+    client = open_remote_client("hosta", options)
+
+    def start_slow() -> None:
+        try:
+            client.request("start", {"units": ["slow"]})
+        except ClientError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=start_slow)
+    try:
+        thread.start()
+        wait_for_process(remote_host.user, "sleep 30")
+        ssh.close(client.connection)
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+    finally:
+        client.close()
+    assert len(errors) == 1
+    assert errors[0].kind == "connection-lost"
+    assert "the SSH connection to hosta was lost" in errors[0].message
+
+    with open_remote_client("hosta", options) as again:
+        result = again.request("stop", {"units": ["slow"]})
+    assert result["jobs"][0]["result"] == "done"
