@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint = sub.add_parser("endpoint", help="print the control endpoints and the server key")
     endpoint.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("bridge", help="copy bytes between stdio and the local control socket (for SSH)")
+    from unitmgr.web.cli import add_arguments as add_web_arguments
+
+    web = sub.add_parser("web", help="serve the web console, a client of the manager")
+    add_web_arguments(web)
+    from unitmgr.plugins.exporter import add_arguments as add_exporter_arguments
+    from unitmgr.plugins.healthcheck import add_arguments as add_healthcheck_arguments
+
+    add_exporter_arguments(sub.add_parser("exporter", help="serve Prometheus metrics of every unit"))
+    add_healthcheck_arguments(sub.add_parser("healthcheck", help="restart a unit whose URL stops answering"))
     authorize = sub.add_parser("authorize-key", help="add a client public key to authorized_keys")
     authorize.add_argument("key", nargs="?", default="-", help="Z85 public key, or - to read stdin")
     authorize.add_argument("--label", default="", help="a comment stored with the key")
@@ -194,6 +203,21 @@ def main(argv: list[str] | None = None) -> int:
         return run_bridge(paths_module.resolve())
     if args.command == "authorize-key":
         return run_authorize(args)
+    if args.command == "exporter":
+        from unitmgr.plugins.exporter import run_exporter
+
+        setup_logging(args.log_level)
+        return run_exporter(args)
+    if args.command == "healthcheck":
+        from unitmgr.plugins.healthcheck import run_healthcheck
+
+        setup_logging(args.log_level)
+        return run_healthcheck(args)
+    if args.command == "web":
+        from unitmgr.web.cli import run_web
+
+        setup_logging(args.log_level)
+        return run_web(args)
     return run_manager(args)
 
 

@@ -192,6 +192,8 @@ def statistics_fields(sample: UnitSample) -> dict[str, Any]:
         "io_read_bytes": sample.read_bytes,
         "io_write_bytes": sample.write_bytes,
         "processes": [
-            {"pid": p.pid, "ppid": p.ppid, "cmdline": read_cmdline(p.pid)} for p in sample.processes
+            {"pid": p.pid, "ppid": p.ppid, "cmdline": read_cmdline(p.pid), "rss": p.rss,
+             "cpu_seconds": p.cpu_seconds}
+            for p in sample.processes
         ],
     }
