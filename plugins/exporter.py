@@ -1,8 +1,8 @@
 """`unitmgr exporter`: Prometheus metrics of every unit on a loopback HTTP port.
 
 Serves `/metrics` in the Prometheus text exposition format (version 0.0.4).
-Each scrape asks the manager for `list --all`, `top` and `status`, so the
-figures are as fresh as the scrape, and nothing is sampled between scrapes.
+Each scrape sends `list --all` and `status` to the manager, so the figures
+are as fresh as the scrape, and nothing is sampled between scrapes.
 Run it by hand or as a unit of the manager it watches.
 """
 

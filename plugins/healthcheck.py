@@ -101,7 +101,7 @@ class HealthCheck:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unit", dest="check_unit", required=True, help="the unit to restart")
-    parser.add_argument("--url", dest="check_url", required=True, help="the URL that must answer")
+    parser.add_argument("--url", dest="check_url", required=True, help="the URL that must respond")
     parser.add_argument("--interval", dest="check_interval", type=float, default=5.0, metavar="SECONDS",
                         help="seconds between checks (default 5)")
     parser.add_argument("--timeout", dest="check_timeout", type=float, default=2.0, metavar="SECONDS",

@@ -37,6 +37,9 @@ UNIT_STATES = (
     "final-sigterm", "final-sigkill", "cleaning",
 )
 
+UNIT_TYPES = ("service", "socket", "target", "timer", "path", "slice", "scope", "mount",
+              "automount", "swap", "device")
+
 
 class ShellExit(Exception):
     """Raised by `exit` to end the shell or the script."""
@@ -55,13 +58,21 @@ def _line_count(text: str) -> int:
     return value
 
 
-def _state_list(text: str) -> list[str]:
-    states = [part.strip() for part in text.split(",") if part.strip()]
-    for state in states:
-        if state not in UNIT_STATES:
+def _name_list(text: str, allowed: tuple[str, ...], kind: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in allowed:
             raise argparse.ArgumentTypeError(
-                f"unknown state '{state}'; use one of: {', '.join(UNIT_STATES)}")
-    return states
+                f"unknown {kind} '{name}'; use one of: {', '.join(allowed)}")
+    return names
+
+
+def _state_list(text: str) -> list[str]:
+    return _name_list(text, UNIT_STATES, "state")
+
+
+def _type_list(text: str) -> list[str]:
+    return _name_list(text, UNIT_TYPES, "unit type")
 
 
 # -- arguments sent to the manager ---------------------------------------------
@@ -70,9 +81,12 @@ def _list_args(inv: Invocation) -> dict[str, Any]:
     states = [state for group in inv.option("state") or [] for state in group]
     if inv.option("failed"):
         states.append("failed")
+    types = [unit_type for group in inv.option("type") or [] for unit_type in group]
     args: dict[str, Any] = {"all": bool(inv.option("all"))}
     if states:
         args["states"] = states
+    if types:
+        args["types"] = types
     return args
 
 
@@ -90,8 +104,13 @@ def _job_args(inv: Invocation) -> dict[str, Any]:
 
 
 def _logs_args(inv: Invocation) -> dict[str, Any]:
-    return {"units": inv.args, "lines": inv.option("lines") or 0,
+    args = {"units": inv.args, "lines": inv.option("lines") or 0,
             "raw": inv.option("output") == "raw"}
+    # The manager parses times and patterns, so they are sent as typed.
+    for name in ("since", "until", "grep"):
+        if inv.option(name):
+            args[name] = inv.option(name)
+    return args
 
 
 # -- showing results -----------------------------------------------------------
@@ -183,8 +202,40 @@ def _run_help(ctx: Context, inv: Invocation) -> int:
     return exitcodes.SUCCESS
 
 
-def _run_exit(ctx: Context, inv: Invocation) -> int:
+def _run_quit(ctx: Context, inv: Invocation) -> int:
     raise ShellExit()
+
+
+def _run_exit(ctx: Context, inv: Invocation) -> int:
+    """Stop every unit and the manager, as `systemctl --user exit` does."""
+    if ctx.interactive and not inv.option("yes"):
+        # In a shell, `exit` usually means "leave": make sure stopping everything is meant.
+        try:
+            answer = input("Stop the manager and all its units? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            ctx.out.line("Not stopped. Use 'quit' or Ctrl-D to leave the shell.")
+            return exitcodes.SUCCESS
+    ctx.session.request("exit", {})
+    if not ctx.json:
+        ctx.out.error("The manager is stopping all units and exiting.")
+    else:
+        render.json_object(ctx.out, {"stopping": True})
+    if ctx.interactive:
+        raise ShellExit()
+    return exitcodes.SUCCESS
+
+
+def _show_system_state(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    if ctx.json:
+        render.json_object(ctx.out, result)
+    elif not inv.option("quiet"):
+        ctx.out.line(result.get("state", "unknown"))
+
+
+def _system_state_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    return exitcodes.SUCCESS if result.get("state") == "running" else exitcodes.FAILURE
 
 
 # -- the registry --------------------------------------------------------------
@@ -211,7 +262,11 @@ COMMANDS: tuple[Command, ...] = (
             Option(("-a", "--all"), "all", "include inactive units"),
             Option(("--failed",), "failed", "only failed units (as --state=failed)"),
             Option(("--state",), "state", "only units in these load, active or sub states",
-                   metavar="STATE[,STATE...]", parse=_state_list, repeat=True),
+                   metavar="STATE[,STATE...]", parse=_state_list, repeat=True,
+                   suggestions=UNIT_STATES),
+            Option(("-t", "--type"), "type", "only units of these types",
+                   metavar="TYPE[,TYPE...]", parse=_type_list, repeat=True,
+                   suggestions=UNIT_TYPES),
         ),
         control="list", build_args=_list_args, show=_show_list),
     Command(
@@ -241,6 +296,15 @@ COMMANDS: tuple[Command, ...] = (
                    metavar="N", parse=_line_count),
             Option(("-o", "--output"), "output", "output format", metavar="FORMAT",
                    choices=render.LOG_FORMATS, default="short"),
+            Option(("-S", "--since"), "since",
+                   "only lines written at or after TIME ('today', '10 min ago', "
+                   "'2026-12-04 20:00', '@EPOCH'; write --since=-1h for a value starting "
+                   "with '-')", metavar="TIME"),
+            Option(("-U", "--until"), "until", "only lines written at or before TIME",
+                   metavar="TIME"),
+            Option(("-g", "--grep"), "grep",
+                   "only lines matching the regular expression PATTERN (case-insensitive "
+                   "unless it contains an upper-case letter)", metavar="PATTERN"),
             Option(("-f", "--follow"), "follow", "keep printing new lines as they arrive",
                    unavailable="-f (follow) is not available yet; "
                                "use 'logs -n N UNIT' to see the latest lines"),
@@ -253,10 +317,19 @@ COMMANDS: tuple[Command, ...] = (
         "help", "list the commands, or describe one",
         positional=Positional("COMMAND", "?", complete="commands"), run_local=_run_help),
     Command(
-        "exit", "leave the shell (in a script: skip the remaining commands)",
+        "is-system-running", "print the manager's state: starting, running, degraded or stopping",
+        options=(_QUIET,), control="is-system-running", build_args=lambda inv: {}, show=_show_system_state,
+        exit_status=_system_state_exit,
+        description="Exit status 0 only for 'running'; 'degraded' means some unit failed. "
+                    "Usable as a container HEALTHCHECK."),
+    Command(
+        "exit", "stop all units and the manager (as systemctl --user exit)",
+        options=(Option(("-y", "--yes"), "yes", "do not ask for confirmation in the interactive shell"),),
         run_local=_run_exit,
-        # TODO: `exit` should also stop the manager, as `systemctl --user exit` does.
-        description="Stopping the manager with 'exit' is not available yet."),
+        description="In the interactive shell it asks first; use 'quit' to leave the shell only."),
+    Command(
+        "quit", "leave the shell (in a script: skip the remaining commands)",
+        run_local=_run_quit),
 )
 
 REGISTRY: dict[str, Command] = {word: command for command in COMMANDS for word in command.words}

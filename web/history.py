@@ -1,6 +1,6 @@
 """The figures behind the console's graphs: CPU and memory per unit and per process, last minutes.
 
-A sampler thread asks the manager for `top` (every unit) and for the status
+A sampler thread requests `top` (every unit) and for the status
 of the units someone is looking at, once per interval, and keeps the last
 `points` samples in memory. It samples only while a browser is connected,
 so an idle console costs the manager nothing.
@@ -57,7 +57,7 @@ class History:
                     del self.watched[unit]
 
     def series(self, unit: str) -> dict[str, Any]:
-        """The unit's points and its processes' points, oldest first."""
+        """Return the unit's points and its processes' points, oldest first."""
         with self._lock:
             return {
                 "unit": list(self.units.get(unit, ())),

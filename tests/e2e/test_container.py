@@ -137,5 +137,8 @@ def test_is_system_running_follows_failures(make_manager, tmp_path: Path) -> Non
 
     wait_for(lambda: manager.request("is-system-running")["state"] == "degraded", message="degraded")
     assert manager.request("is-system-running")["failed_units"] == ["broken.service"]
+    degraded = manager.unitsh("-c", "is-system-running")
+    assert (degraded.returncode, degraded.stdout) == (1, "degraded\n")
     manager.request("reset-failed", {"units": ["broken"]})
-    assert manager.request("is-system-running")["state"] == "running"
+    running = manager.unitsh("-c", "is-system-running")
+    assert (running.returncode, running.stdout) == (0, "running\n")

@@ -80,7 +80,8 @@ def test_daemon_returns_when_ready(detached_home: Path, tmp_path: Path) -> None:
     log = (detached_home / "state" / "unitmgr.log").read_text()
     assert "unitmgr started" in log
 
-    helper.request("exit")
+    stopped = helper.unitsh("-c", "exit")
+    assert stopped.returncode == 0, stopped.stderr
     wait_for(lambda: not manager_pids(detached_home), timeout=30, message="the manager to exit")
     assert unit_pids(detached_home, "1") == []
 

@@ -33,13 +33,16 @@ def test_split_commands_quotes_and_comments():
 
 def test_parse_options_and_aliases():
     inv = parse_words(REGISTRY, ["list-units", "--all", "--state=failed,active",
-                                 "--state", "running"])
+                                 "--state", "running", "-t", "service"])
     assert inv.command.name == "list"
     assert inv.option("all") is True
-    assert inv.command.build_args(inv) == {"all": True,
+    assert inv.command.build_args(inv) == {"all": True, "types": ["service"],
                                            "states": ["failed", "active", "running"]}
     logs = parse_words(REGISTRY, ["logs", "-n", "5", "-o", "cat", "web", "api"])
     assert logs.command.build_args(logs) == {"units": ["web", "api"], "lines": 5, "raw": False}
+    logs = parse_words(REGISTRY, ["logs", "--since=-1h", "-U", "now", "-g", "err", "web"])
+    assert logs.command.build_args(logs) == {"units": ["web"], "lines": 0, "raw": False,
+                                             "since": "-1h", "until": "now", "grep": "err"}
 
 
 @pytest.mark.parametrize(("words", "message"), [
@@ -48,6 +51,7 @@ def test_parse_options_and_aliases():
     (["logs", "-n", "x", "web"], "invalid line count 'x'"),
     (["logs", "-o", "pretty", "web"], "invalid choice: 'pretty'"),
     (["list", "--state=sleepy"], "unknown state 'sleepy'"),
+    (["list", "--type=service,unit"], "unknown unit type 'unit'"),
     (["status", "--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_usage_errors(words, message):
@@ -152,9 +156,23 @@ def test_usage_error_runs_nothing():
     assert stderr == "unitsh: unknown command 'bogus'; run 'help' to list the commands\n"
 
 
-def test_exit_skips_remaining_commands():
-    status, _, _, requests = run_text("exit; start web", {})
+def test_quit_skips_remaining_commands():
+    status, _, _, requests = run_text("quit; start web", {})
     assert (status, requests) == (0, [])
+
+
+def test_exit_stops_the_manager():
+    status, _, stderr, requests = run_text("exit", {"exit": {"stopping": True}})
+    assert status == 0
+    assert [r[0] for r in requests] == ["exit"]
+    assert "stopping all units" in stderr
+
+
+def test_is_system_running_exit_status():
+    for state, expected in (("running", 0), ("degraded", 1), ("starting", 1), ("stopping", 1)):
+        status, stdout, _, _ = run_text("is-system-running", {"is-system-running": {"state": state}})
+        assert stdout == f"{state}\n"
+        assert status == expected
 
 
 def test_run_lines_reports_line_numbers():
@@ -206,7 +224,8 @@ def test_help_lists_every_command():
     for command in COMMANDS:
         assert f"  {command.name} " in stdout
     status, stdout, _, _ = run_text("help logs", {})
-    assert stdout.startswith("usage: logs [-n N] [-o FORMAT] [-f] UNIT...")
+    assert stdout.startswith("usage: logs [-n N] [-o FORMAT] [-S TIME] [-U TIME] [-g PATTERN] "
+                             "[-f] UNIT...")
     status, _, stderr, _ = run_text("help nothing", {})
     assert status == 2
 

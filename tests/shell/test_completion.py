@@ -40,10 +40,13 @@ def test_no_unit_names_for_commands_without_units():
 
 def test_options_and_values():
     assert complete("logs -") == [("-n", -1), ("--lines", -1), ("-o", -1), ("--output", -1),
-                                  ("-f", -1), ("--follow", -1)]
+                                  ("-S", -1), ("--since", -1), ("-U", -1), ("--until", -1),
+                                  ("-g", -1), ("--grep", -1), ("-f", -1), ("--follow", -1)]
     assert complete("logs -o s") == [("short", -1), ("short-precise", -1)]
     assert complete("logs --output=j") == [("--output=json", -len("--output=j"))]
     assert complete("list --a") == [("--all", -3)]
+    assert complete("list --state=fa") == [("--state=failed", -len("--state=fa"))]
+    assert complete("list -t se") == [("service", -2)]
 
 
 def test_after_semicolon_starts_new_command():

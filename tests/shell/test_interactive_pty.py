@@ -86,11 +86,21 @@ def test_ctrl_c_clears_line_and_ctrl_d_exits(shell):
     assert shell.exitstatus == 0
 
 
-def test_exit_command_leaves(shell):
-    shell.send("exit\r")
+def test_quit_command_leaves(shell):
+    shell.send("quit\r")
     shell.expect(pexpect.EOF)
     shell.close()
     assert shell.exitstatus == 0
+
+
+def test_exit_asks_before_stopping(shell):
+    shell.send("exit\r")
+    shell.expect_exact("Stop the manager and all its units? [y/N]")
+    shell.send("n\r")
+    shell.expect_exact("Not stopped.")
+    shell.expect_exact("unitsh>")
+    shell.send("\x04")
+    shell.expect(pexpect.EOF)
 
 
 def test_ctrl_c_interrupts_running_command(shell, fake_manager):

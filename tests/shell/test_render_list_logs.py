@@ -113,6 +113,15 @@ def test_job_failure_messages():
     ]
 
 
+def test_ordering_cycles_warned():
+    out, _, stderr = make_output()
+    result = {"jobs": [{"unit": "a.service", "job": "start", "result": "done"}],
+              "cycles": [["a.service", "b.service"]]}
+    render.jobs(out, result, {})
+    assert stderr.getvalue() == ("Warning: ordering cycle between a.service → b.service; "
+                                 "the manager ignored an ordering to break it.\n")
+
+
 def test_job_failure_reason_by_unit_result():
     job = {"unit": "flaky.service", "result": "failed"}
     assert render.job_failure(job, "start-limit-hit").splitlines()[0] == (

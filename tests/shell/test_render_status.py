@@ -163,3 +163,11 @@ def test_control_characters_escaped():
     unit = unit_status(log=[log_record("\x1b[31mred\x1b[0m\tok")])
     last = status_text(unit)[0].splitlines()[-1]
     assert last.endswith(": \\x1b[31mred\\x1b[0m\tok")
+
+
+def test_stopped_unit_hides_zero_tasks():
+    unit = unit_status(active_state="failed", sub_state="failed", main_pid=0, tasks=0,
+                       processes=[], log=[])
+    lines = status_text(unit)[0].splitlines()
+    assert not any(line.strip().startswith("Tasks:") for line in lines)
+    assert "        CPU: 1.204s" in lines
