@@ -35,12 +35,12 @@ class Figures:
         return self.cells.get(scenario, {}).get(variant, {}).get(label)
 
 
-def attempt(figures: Figures, what: str, label: str, action: Callable[[], Any]) -> Any:
-    """Run one measurement; on failure log it, record the error and return None."""
+def attempt(figures: Figures, what: str, label: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `action(*args, **kwargs)` as one measurement; on failure log it, record the error and return None."""
     started = time.monotonic()
     log.info("%s: %s", label, what)
     try:
-        value = action()
+        value = action(*args, **kwargs)
     except (RuntimeError, TimeoutError, OSError, ValueError, KeyError) as exc:
         message = f"{what}, {label}: {type(exc).__name__}: {exc}"
         log.error("%s", message)
@@ -67,7 +67,7 @@ def run_startup(figures: Figures, settings: Settings, managers: list[ManagerUnde
             for run in range(runs):
                 last = run == runs - 1
                 result = attempt(figures, f"S1 N={count} run {run + 1}/{runs}", manager.label,
-                                 lambda: scenarios.startup(manager, count, idle if measure_idle and last else None))
+                                 scenarios.startup, manager, count, idle if measure_idle and last else None)
                 if result is None:
                     break
                 seconds.append(result[0])
@@ -80,7 +80,7 @@ def run_fast_idle(figures: Figures, settings: Settings, managers: list[ManagerUn
     idle = (settings.idle_settle, settings.idle_window)
     for manager in managers:
         result = attempt(figures, f"S2 fast N={settings.fast_idle_size}", manager.label,
-                         lambda: scenarios.startup(manager, settings.fast_idle_size, idle, profile="fast"))
+                         scenarios.startup, manager, settings.fast_idle_size, idle, profile="fast")
         figures.put("S2", "fast", manager.label, result[1] if result else None)
 
 
@@ -88,15 +88,14 @@ def run_respawn(figures: Figures, settings: Settings, managers: list[ManagerUnde
     for profile, kills, gap in (("fast", settings.kills_fast, 0.3), ("default", settings.kills_default, 1.5)):
         for manager in managers:
             result = attempt(figures, f"S3 {profile} x{kills}", manager.label,
-                             lambda: scenarios.respawn(manager, kills, profile, gap))
+                             scenarios.respawn, manager, kills, profile, gap)
             figures.put("S3", profile, manager.label, result)
 
 
 def run_control(figures: Figures, settings: Settings, managers: list[ManagerUnderTest]) -> None:
     for manager in managers:
-        result = attempt(figures, f"S4 N={settings.control_size}", manager.label,
-                         lambda: scenarios.control(manager, settings.control_size, settings.control_runs,
-                                                   settings.round_trips))
+        result = attempt(figures, f"S4 N={settings.control_size}", manager.label, scenarios.control,
+                         manager, settings.control_size, settings.control_runs, settings.round_trips)
         if result:
             figures.put("S4", "process", manager.label, result[0])
             figures.put("S4", "client", manager.label, result[1])
@@ -105,24 +104,24 @@ def run_control(figures: Figures, settings: Settings, managers: list[ManagerUnde
 def run_capture(figures: Figures, settings: Settings, managers: list[ManagerUnderTest], workdir: Path) -> None:
     total = settings.capture_bytes
     runs = settings.capture_runs
-    ceilings = [attempt(figures, "S5 ceiling", "direct", lambda: scenarios.ceiling(workdir / "ceiling", total))
+    ceilings = [attempt(figures, "S5 ceiling", "direct", scenarios.ceiling, workdir / "ceiling", total)
                 for _ in range(runs)]
     figures.put("S5", "ceiling", "direct", [c for c in ceilings if c] or None)
     for manager in managers:
         captures = [attempt(figures, f"S5 {total // 1_000_000} MB run {run + 1}/{runs}", manager.label,
-                            lambda: scenarios.log_capture(manager, total)) for run in range(runs)]
+                            scenarios.log_capture, manager, total) for run in range(runs)]
         figures.put("S5", "capture", manager.label, [c for c in captures if c] or None)
 
 
 def run_crash(figures: Figures, settings: Settings, managers: list[ManagerUnderTest]) -> None:
     for manager in managers:
         loops = [attempt(figures, f"S6 limited run {run + 1}/{settings.crash_runs}", manager.label,
-                         lambda: scenarios.crash_limited(manager, settings.crash_window))
+                         scenarios.crash_limited, manager, settings.crash_window)
                  for run in range(settings.crash_runs)]
         figures.put("S6", "limited", manager.label, [loop for loop in loops if loop] or None)
     for manager in managers:
         loop = attempt(figures, "S6 fast", manager.label,
-                       lambda: scenarios.crash_fast(manager, 1.0, settings.crash_fast_window))
+                       scenarios.crash_fast, manager, 1.0, settings.crash_fast_window)
         figures.put("S6", "fast", manager.label, loop)
 
 

@@ -1,59 +1,128 @@
-"""Follow a log file through size rotation and compare what it captured with what was written.
+"""Follow a log through size rotation and compare what it captured with what was written.
 
-unitmgr rotates UNIT.log to UNIT.log.1 ... at a fixed size and deletes the
-oldest file, so 200 MB of output never sits in one file. The follower opens
-every file it sees under the rotation names and keeps it open: a renamed or
-deleted file stays readable through the open descriptor, and the files,
-read in the order they were created, hold the whole stream. For a manager
-that does not rotate, the only name is the log file itself.
+unitmgr keeps UNIT.log (bytes) beside UNIT.idx (one 28-byte record per
+read: offset, time, length, pid, flags), rotates both to UNIT.log.1 ... at a
+fixed size and deletes the oldest pair. UNIT.log also holds metadata records
+(the process name, flag 0x40) that are not output. So the follower opens
+every pair it sees under the rotation names and keeps it open: a renamed or
+deleted file stays readable through its descriptor. The output stream is
+then the output records of every pair, pairs in the order they were created.
+
+For a manager without an index or rotation (supervisord, Circus) the log
+file is the stream itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+# The record layout of unitmgr's UNIT.idx: offset u64, time f64, length u32, pid u32, flags u8, 3 pad.
+RECORD = struct.Struct("<QdIIB3x")
+META_FLAG = 0x40
+
+
+@dataclass
+class Generation:
+    """One log file (and its index) as it was first seen; `order` sorts generations by creation."""
+
+    order: tuple[int, int]
+    log_fd: int
+    index_fd: int | None
+
+    def records(self) -> Iterator[tuple[int, int]]:
+        """Yield (offset, length) of every output record; the whole file when there is no index."""
+        if self.index_fd is None:
+            yield 0, os.fstat(self.log_fd).st_size
+            return
+        size = os.fstat(self.index_fd).st_size
+        data = os.pread(self.index_fd, size - size % RECORD.size, 0)
+        for offset, _time, length, _pid, flags in RECORD.iter_unpack(data):
+            if length and not flags & META_FLAG:
+                yield offset, length
+
+    def captured(self) -> int:
+        return sum(length for _, length in self.records())
+
+    def close(self) -> None:
+        os.close(self.log_fd)
+        if self.index_fd is not None:
+            os.close(self.index_fd)
+
+
+def _open_same(path: Path) -> int | None:
+    """Open `path` and check that the name still points to the opened file (no rotation in between)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return None
+    return fd
 
 
 class LogFollower:
-    def __init__(self, names: list[Path]):
-        """`names`: the current file first, then the rotated names from newest to oldest."""
+    def __init__(self, names: list[tuple[Path, Path | None]]):
+        """`names`: (log, index) pairs, the current pair first, then the rotated ones from newest to oldest."""
         self.names = names
-        # (poll number, -position in names) -> open descriptor; sorting gives creation order.
-        self.files: dict[int, tuple[tuple[int, int], int]] = {}
+        self.generations: dict[int, Generation] = {}
         self.polls = 0
 
     def poll(self) -> int:
-        """Open files not seen yet; return the bytes captured so far."""
+        """Open pairs not seen yet; return the output bytes captured so far."""
         self.polls += 1
-        for position, name in enumerate(self.names):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            inode = os.fstat(fd).st_ino
-            if inode in self.files:
-                os.close(fd)
-                continue
-            self.files[inode] = ((self.polls, -position), fd)
-        return sum(os.fstat(fd).st_size for _, fd in self.files.values())
+        for position, (log_path, index_path) in enumerate(self.names):
+            self._open_pair(position, log_path, index_path)
+        return sum(generation.captured() for generation in self.generations.values())
+
+    def _open_pair(self, position: int, log_path: Path, index_path: Path | None) -> None:
+        log_fd = _open_same(log_path)
+        if log_fd is None:
+            return
+        inode = os.fstat(log_fd).st_ino
+        if inode in self.generations:
+            os.close(log_fd)
+            return
+        index_fd = None
+        if index_path is not None:
+            index_fd = _open_same(index_path)
+            # The pair moved while it was being opened: the next poll finds it under its new name.
+            if index_fd is None or os.stat(log_path).st_ino != inode:
+                os.close(log_fd)
+                if index_fd is not None:
+                    os.close(index_fd)
+                return
+        self.generations[inode] = Generation((self.polls, -position), log_fd, index_fd)
 
     def digest(self) -> tuple[int, str]:
-        """Return the size and SHA-256 of the captured stream, files in creation order."""
+        """Return the size and SHA-256 of the captured output, generations in creation order."""
         digest = hashlib.sha256()
         size = 0
-        for _, fd in sorted(self.files.values()):
-            os.lseek(fd, 0, os.SEEK_SET)
-            while chunk := os.read(fd, 1 << 20):
+        for generation in sorted(self.generations.values(), key=lambda g: g.order):
+            for offset, length in generation.records():
+                chunk = os.pread(generation.log_fd, length, offset)
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
 
     def close(self) -> None:
-        for _, fd in self.files.values():
-            os.close(fd)
-        self.files.clear()
+        for generation in self.generations.values():
+            generation.close()
+        self.generations.clear()
 
 
-def rotation_names(log_file: Path, keep: int = 8) -> list[Path]:
-    return [log_file, *(Path(f"{log_file}.{number}") for number in range(1, keep))]
+def unitmgr_names(log_file: Path, keep: int = 8) -> list[tuple[Path, Path | None]]:
+    """The (UNIT.log, UNIT.idx) pairs under unitmgr's rotation names, newest first."""
+    index = log_file.with_suffix(".idx")
+    pairs: list[tuple[Path, Path | None]] = [(log_file, index)]
+    pairs += [(Path(f"{log_file}.{n}"), Path(f"{index}.{n}")) for n in range(1, keep)]
+    return pairs

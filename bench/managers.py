@@ -154,6 +154,10 @@ class ManagerUnderTest:
 class Unitmgr(ManagerUnderTest):
     label = "unitmgr"
 
+    def __init__(self, workdir: Path, anchors: AnchorEnv | None, extra_args: list[str] | None = None):
+        super().__init__(workdir, anchors)
+        self.extra_args = extra_args or []
+
     @property
     def home(self) -> Path:
         return self.workdir / "home"
@@ -186,7 +190,7 @@ class Unitmgr(ManagerUnderTest):
         return "[Unit]\n" + "\n".join(unit) + "\n\n[Service]\n" + "\n".join(lines) + "\n"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "unitmgr.manager.cli", "--user", "--units", str(self.units)]
+        return [sys.executable, "-m", "unitmgr.manager.cli", "--user", "--units", str(self.units), *self.extra_args]
 
     def control_ready(self) -> bool:
         return (self.home / "runtime" / "endpoint.json").exists()
@@ -344,8 +348,8 @@ def procfs_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
-def all_managers(workdir: Path, anchors: AnchorEnv) -> list[ManagerUnderTest]:
-    return [Unitmgr(workdir / "unitmgr", None), Supervisord(workdir / "supervisord", anchors),
+def all_managers(workdir: Path, anchors: AnchorEnv, unitmgr_args: list[str]) -> list[ManagerUnderTest]:
+    return [Unitmgr(workdir / "unitmgr", None, unitmgr_args), Supervisord(workdir / "supervisord", anchors),
             Circus(workdir / "circus", anchors)]
 
 

@@ -186,13 +186,13 @@ def versions_text(versions: dict[str, dict[str, str]]) -> str:
                      for name, found in versions.items())
 
 
-def write_results(path: Path, settings: Settings, figures: Figures, versions: dict[str, dict[str, str]],
+def write_results(path: Path, command: str, settings: Settings, figures: Figures, versions: dict[str, dict[str, str]],
                   targets: list[str], notes: str, burst: int) -> None:
     rows = all_rows(figures)
     parts = [
         "# Benchmark results: unitmgr, supervisord and Circus",
         "",
-        f"Written by `python bench/run.py{'' if settings.mode == 'full' else ' --' + settings.mode}` "
+        f"Written by `{command}` "
         f"on {time.strftime('%Y-%m-%d %H:%M %Z')}. Every figure comes from this one run on one machine; "
         "medians unless noted. A ratio below 1 means unitmgr took less (time, memory, CPU) or, "
         "for MB/s, captured less.",

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scratch directory for the managers' homes and configuration (default: bench/work)")
     parser.add_argument("--venv", type=Path, default=BENCH_DIR / ".venv",
                         help="virtual environment for supervisor and Circus (default: bench/.venv)")
+    parser.add_argument("--unitmgr-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for the unitmgr manager, e.g. --unitmgr-arg=--no-cgroups; repeatable")
+    parser.add_argument("--only", action="append", choices=["unitmgr", "supervisord", "Circus"], metavar="LABEL",
+                        help="measure only this manager (unitmgr, supervisord or Circus); repeatable")
     parser.add_argument("--notes", type=Path, default=NOTES,
                         help="Markdown appended to the results: the profile findings (default: bench/notes.md)")
     return parser
@@ -70,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.resolve()
     started = time.monotonic()
     try:
-        figures = run_all(settings, all_managers(workdir, anchors), workdir)
+        managers = [manager for manager in all_managers(workdir, anchors, args.unitmgr_arg)
+                    if not args.only or manager.label in args.only]
+        figures = run_all(settings, managers, workdir)
     finally:
         leftovers = procfs.kill_leftovers(keep=set())
         if leftovers:
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = {"unitmgr": unitmgr_versions(), "anchors (bench/.venv)": anchors.versions()}
     notes = args.notes.read_text() if args.notes.exists() else ""
     targets = evaluate(figures, START_LIMIT[0])
-    write_results(args.output, settings, figures, versions, targets, notes, START_LIMIT[0])
+    command = " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    write_results(args.output, command, settings, figures, versions, targets, notes, START_LIMIT[0])
     log.info("wrote %s after %.0f s", args.output, time.monotonic() - started)
     print("\n".join(targets))
     return 0

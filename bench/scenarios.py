@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import procfs
-from logfollow import LogFollower, rotation_names
+from logfollow import LogFollower, unitmgr_names
 from managers import BENCH_DIR, ManagerUnderTest, Service, Unitmgr, probe_result, worker_names
 from settings import START_LIMIT
 from writer import expected
@@ -147,7 +147,7 @@ def log_capture(manager: ManagerUnderTest, total: int, timeout: float = 300.0) -
     try:
         manager.start()
         path = manager.log_path("writer")
-        names = rotation_names(path) if isinstance(manager, Unitmgr) else [path]
+        names = unitmgr_names(path) if isinstance(manager, Unitmgr) else [(path, None)]
         follower = LogFollower(names)
         deadline = time.monotonic() + timeout
         while follower.poll() < total and time.monotonic() < deadline:

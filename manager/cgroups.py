@@ -4,12 +4,12 @@
 `0::PATH` line), finds the cgroup2 mount in `/proc/self/mounts`
 (`/sys/fs/cgroup` on a unified host, `/sys/fs/cgroup/unified` on a hybrid
 one) and checks that the directory is writable. `CgroupTree` then creates
-`unitmgr-<pid>/` below it with one directory per unit, enables the
+`unitmgr-<pid>-<random>/` below it with one directory per unit, enables the
 controllers the parent offers (cpu, memory, pids, io) and writes the unit's
 limits into them. The kernel's "no internal processes" rule forbids
 enabling controllers in a cgroup that holds processes, so before enabling
 them in its own (non-root) cgroup the manager moves itself into a `manager`
-leaf next to `unitmgr-<pid>/`.
+leaf next to that directory.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,11 +91,12 @@ def unit_dir_name(unit: str) -> str:
 
 
 class CgroupTree:
-    """The manager's `unitmgr-<pid>` cgroup and a child cgroup per unit."""
+    """The manager's own cgroup directory and a child cgroup per unit."""
 
     def __init__(self, support: CgroupSupport):
         self.support = support
-        self.base = support.own_dir / f"unitmgr-{os.getpid()}"
+        # The pid alone is not unique: managers in separate PID namespaces may all be pid 1.
+        self.base = support.own_dir / f"unitmgr-{os.getpid()}-{secrets.token_hex(3)}"
         self.enabled: list[str] = []
 
     def setup(self) -> None:

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from unitmgr.manager import protocol
-from unitmgr.manager.logquery import LogQuery, query_records, record_of, select_lines
+from unitmgr.manager import protocol, supervisecommands
+from unitmgr.manager.logquery import LogQuery, query_records
 from unitmgr.manager.protocol import ProtocolError, Request
 from unitmgr.manager.stats import unit_statistics
 from unitmgr.manager.unitbase import UnitRuntime
@@ -58,6 +58,10 @@ class CommandHandler:
             "list-sockets": lambda args: _list_sockets(self.manager, args),  # sockets.py
             "top": lambda args: self.manager.resources.top(args),  # resources.py
             "is-system-running": self.is_system_running,  # container.py
+            "kill": lambda args: supervisecommands.kill(self, args),
+            "reload": lambda args: supervisecommands.reload(self, args),
+            "daemon-reload": lambda args: supervisecommands.daemon_reload_command(self, args),
+            "is-active": lambda args: supervisecommands.is_active(self, args),
         }
 
     async def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
@@ -90,13 +94,23 @@ class CommandHandler:
         return runtime
 
     async def _jobs(self, kind: str, args: dict[str, Any]) -> dict[str, Any]:
-        names = [self._runtime_for_job(n).name for n in protocol.arg_units(args)]
-        run = getattr(self.manager.transactions, kind)
-        task = asyncio.ensure_future(run(names))
+        runtimes = [self._runtime_for_job(n) for n in protocol.arg_units(args)]
+        for runtime in runtimes:
+            supervisecommands.refuse_manual(runtime, kind)
+        names = [runtime.name for runtime in runtimes]
+        cycles: list[list[str]] = []
+        if kind == "stop":
+            task = asyncio.ensure_future(self.manager.transactions.stop(names))
+        else:
+            task = asyncio.ensure_future(getattr(self.manager.transactions, kind)(names, cycles))
         if args.get("no_block"):
             return {"jobs": [{"unit": n, "job": kind, "result": "queued"} for n in names]}
         results = await asyncio.shield(task)
-        return {"jobs": [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]}
+        reply: dict[str, Any] = {"jobs": [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]}
+        if cycles:
+            # Ordering cycles found and broken in this transaction, each naming every unit in it.
+            reply["cycles"] = cycles
+        return reply
 
     # -- commands ---------------------------------------------------------
 
@@ -186,5 +200,5 @@ class CommandHandler:
         return {"stopping": True}
 
     def _log_records(self, names: list[str], lines: int, raw: bool) -> list[dict[str, Any]]:
-        lines_found = select_lines(self.manager.logs, names, LogQuery(lines=lines, raw=raw))
-        return [record_of(line, raw) for line in lines_found]
+        # Limited in size like `logs`, so a status reply stays below the message cap.
+        return query_records(self.manager.logs, names, LogQuery(lines=lines, raw=raw))["records"]

@@ -8,8 +8,9 @@ subscription id and a sequence number:
     event    {"sub": 3, "seq": 118, "event": "state", "unit": "web.service", ...}
 
 Flow control is by acknowledgement. The manager sends at most WINDOW events
-that the client has not acknowledged (`ack` with the highest seq it has
-read); further events wait in a queue of `queue` events per subscription.
+that the client has not acknowledged, and the client acknowledges with `ack`
+and the highest seq it has read. Further events wait in a queue of `queue`
+events per subscription.
 When that queue is full, new events are dropped and counted; once there is
 room again the client receives `{"event": "dropped", "count": N}`, whose seq
 is that of the last dropped event, so seq numbers stay contiguous. Nothing
@@ -139,8 +140,9 @@ class EventHub:
         peer = _peer()
         number = _int_arg(args, "sub", 0, 1, 2**63)
         sub = self.subscriptions.get(number)
-        if sub is None or sub.key != peer.key:
-            raise ProtocolError(protocol.NOT_APPLICABLE, f"no subscription {number} of this client; "
+        # A subscription belongs to the connection that made it, where its events go.
+        if sub is None or sub.identity != peer.identity:
+            raise ProtocolError(protocol.NOT_APPLICABLE, f"no subscription {number} on this connection; "
                                 "subscribe again")
         return sub
 
@@ -241,6 +243,9 @@ class EventHub:
     def _on_lines(self, unit: str, lines: list[LogLine]) -> None:
         for sub in list(self.subscriptions.values()):
             if not sub.wants("log", unit):
+                continue
+            if len(sub.queue) >= sub.capacity:
+                self._offer(sub, {})  # counted as dropped; no need to build the records
                 continue
             records = [record_of(line, sub.query.raw) for line in lines if sub.query.accepts(line)]
             if records:

@@ -1,9 +1,9 @@
 """Apply a unit's process attributes, then exec its command.
 
-Run as `python -I -S exechelper.py SPEC_JSON` by the manager when a unit
-needs something `os.posix_spawn` cannot set before exec (cgroup, working
-directory, umask, rlimits, nice level, CPU affinity, I/O priority, OOM score
-adjustment). Only the standard library is imported, and the interpreter
+Run as `python -I -S exechelper.py --spec-fd N` by the manager (or with the
+JSON spec as its argument, by hand) when a unit needs something
+`os.posix_spawn` cannot set before exec (cgroup, working directory, umask,
+rlimits, nice level, CPU affinity, I/O priority, OOM score adjustment). Only the standard library is imported, and the interpreter
 starts without site-packages, so this costs about 10 ms per spawn.
 
 Steps run in systemd's order: cgroup, rlimits, working directory, nice,
@@ -149,8 +149,20 @@ def apply(spec: dict, status_fd: int) -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN if spec.get("ignore_sigpipe", True) else signal.SIG_DFL)
 
 
+def read_spec(args: list[str]) -> dict:
+    """Return the spec from `--spec-fd N` (what the manager passes) or from a JSON argument."""
+    if args[:1] == ["--spec-fd"]:
+        fd = int(args[1])
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        os.close(fd)
+        return json.loads(b"".join(chunks))
+    return json.loads(args[0])
+
+
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    spec = read_spec(sys.argv[1:])
     status_fd = spec.get("status_fd", -1)
     if status_fd >= 0:
         # The status pipe must close when the unit's program is exec'd.

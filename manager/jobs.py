@@ -1,10 +1,17 @@
-"""Jobs and transactions: what `start`, `stop` and `restart` do across dependencies.
+"""Jobs and transactions: what `start`, `stop`, `restart` and `reload` do across dependencies.
 
-A start pulls in Requires=, Wants= and BindsTo= (recursively) and runs each
-unit's start once the units it is ordered After= have finished theirs. A
-stop also stops the units that Requires=, BindsTo= or PartOf= it, in reverse
-order. Each unit has at most one job at a time: a second start joins the
-running one, a stop cancels a running start and takes over. Jobs on
+A start pulls in Requires=, Wants=, BindsTo= and Upholds= (recursively),
+checks Requisite=, stops the units it Conflicts= with (and those that
+conflict with it) before anything starts, and runs each unit's start once
+the units it is ordered After= have finished theirs, also when their start
+job belongs to another request. A stop also stops the units that
+Requires=, BindsTo= or PartOf= it, in reverse order. An ordering cycle is
+logged naming every unit in it and broken by dropping the ordering between
+its members; the start goes on.
+
+Each unit has at most one job at a time, merged as systemd does: a second
+start or stop joins the one running, a stop cancels a running start and
+takes over, anything else waits for the running job and then runs. Jobs on
 different units run concurrently; there is no global lock.
 """
 
@@ -15,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from unitmgr.manager.deps import dependencies, target_member_order
 from unitmgr.manager.states import ActiveState
 from unitmgr.manager.unitbase import Job, UnitRuntime
 
@@ -23,15 +31,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PULL_IN = ("Requires", "Wants", "BindsTo")
+PULL_IN = ("Requires", "Wants", "BindsTo", "Upholds")
 HARD_DEPS = ("Requires", "BindsTo", "Requisite")
 STOP_PROPAGATION = ("Requires", "BindsTo", "PartOf")
+_INACTIVE = (ActiveState.INACTIVE, ActiveState.FAILED)
 
 
 def _deps(runtime: UnitRuntime, keys: tuple[str, ...]) -> list[str]:
     names: list[str] = []
     for key in keys:
-        for name in runtime.unit.get("Unit", key) or []:
+        for name in dependencies(runtime.unit, key):
             if name not in names:
                 names.append(name)
     return names
@@ -41,10 +50,10 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
     """Run one job on one unit, merging with or replacing the job already running there."""
     while runtime.job is not None:
         current = runtime.job
-        if current.kind == kind and kind in ("start", "stop"):
+        if current.kind == kind and kind in ("start", "stop", "reload"):
             return await asyncio.shield(current.task)
-        if kind == "exit":
-            # A stop or start already in progress handles the exit itself.
+        if kind == "exit" and current.kind in ("start", "stop"):
+            # A start or stop in progress handles the main process's exit itself.
             return "done"
         if kind == "stop" and current.kind == "start":
             current.task.cancel()
@@ -53,7 +62,7 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
         except asyncio.CancelledError:
             if not current.task.cancelled():
                 raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - the failed job has logged its error; ours runs next
             pass
         if runtime.job is current:
             runtime.job = None
@@ -121,56 +130,104 @@ class Transactions:
                 continue
             runtime = self.manager.runtime(name)
             if runtime is None or runtime.unit.load_state != "loaded":
+                if name in names:
+                    log.warning("cannot start %s: the unit is not loaded", name)
                 continue
             found[name] = runtime
             queue.extend(_deps(runtime, PULL_IN))
         return found
 
-    def _order_edges(self, units: dict[str, UnitRuntime]) -> dict[str, set[str]]:
+    def _order_edges(self, units: dict[str, UnitRuntime],
+                     cycles_out: list[list[str]] | None = None) -> dict[str, set[str]]:
         """unit -> the units in the set it must wait for (After= and the other's Before=)."""
         edges: dict[str, set[str]] = {name: set() for name in units}
+        lookup = {name: runtime.unit for name, runtime in units.items()}
         for name, runtime in units.items():
-            for other in runtime.unit.get("Unit", "After") or []:
+            after = dependencies(runtime.unit, "After") + target_member_order(runtime.unit, lookup)
+            for other in after:
                 if other in units and other != name:
                     edges[name].add(other)
-            for other in runtime.unit.get("Unit", "Before") or []:
+            for other in dependencies(runtime.unit, "Before"):
                 if other in units and other != name:
                     edges[other].add(name)
         for cycle in find_cycles(edges):
-            log.error("ordering cycle between %s; ignoring the ordering of %s after %s to break it",
-                      ", ".join(cycle), cycle[0], cycle[-1])
+            log.error("found an ordering cycle between %s; ignoring the ordering between them to break it",
+                      ", ".join(cycle))
             self.manager.report_cycle(cycle)
+            if cycles_out is not None:
+                cycles_out.append(cycle)
             for member in cycle:
                 edges[member] -= set(cycle)
         return edges
 
-    async def start(self, names: list[str]) -> dict[str, str]:
+    def _conflicting(self, units: dict[str, UnitRuntime]) -> dict[str, UnitRuntime]:
+        """Units outside `units` that must stop first: Conflicts= in either direction."""
+        names: set[str] = set()
+        for runtime in units.values():
+            names.update(dependencies(runtime.unit, "Conflicts"))
+        for other in self.manager.runtimes.values():
+            if any(name in dependencies(other.unit, "Conflicts") for name in units):
+                names.add(other.name)
+        found = {}
+        for name in names - set(units):
+            runtime = self.manager.runtimes.get(name)
+            if runtime is not None and (runtime.active_state not in _INACTIVE or runtime.job is not None):
+                found[name] = runtime
+        return found
+
+    async def start(self, names: list[str], cycles_out: list[list[str]] | None = None) -> dict[str, str]:
         units = self._closure(names)
-        edges = self._order_edges(units)
+        conflicting = self._conflicting(units)
+        if conflicting:
+            log.info("stopping %s: conflicts with the units being started", ", ".join(sorted(conflicting)))
+            await self.stop_set(conflicting)
+        edges = self._order_edges(units, cycles_out)
         futures: dict[str, asyncio.Future[str]] = {
             name: self.manager.loop.create_future() for name in units
         }
 
         async def start_one(name: str) -> None:
-            runtime = units[name]
-            result = "done"
-            for before in edges[name]:
-                dep_result = await asyncio.shield(futures[before])
-                hard = before in _deps(runtime, HARD_DEPS)
-                if hard and dep_result not in ("done", "skipped"):
-                    result = "dependency"
-            for requisite in runtime.unit.get("Unit", "Requisite") or []:
-                other = self.manager.runtime(requisite)
-                if requisite not in units and (other is None or other.active_state is not ActiveState.ACTIVE):
-                    result = "dependency"
-            if result == "done":
-                result = await run_unit_job(runtime, "start", runtime.run_start)
-            else:
-                log.warning("%s: start canceled because a required unit failed", name)
+            try:
+                result = await self._start_one(units[name], edges[name], futures, units)
+            except Exception:
+                log.exception("start of %s failed", name)
+                result = "failed"
             futures[name].set_result(result)
 
         await asyncio.gather(*(start_one(name) for name in units))
         return {name: futures[name].result() for name in units}
+
+    async def _start_one(self, runtime: UnitRuntime, befores: set[str],
+                         futures: dict[str, asyncio.Future[str]], units: dict[str, UnitRuntime]) -> str:
+        result = "done"
+        hard = _deps(runtime, HARD_DEPS)
+        for before in befores:
+            dep_result = await asyncio.shield(futures[before])
+            if before in hard and dep_result not in ("done", "skipped"):
+                result = "dependency"
+        await self._wait_outside_jobs(runtime, units)
+        for requisite in dependencies(runtime.unit, "Requisite"):
+            other = self.manager.runtimes.get(requisite)
+            if requisite not in units and (other is None or other.active_state is not ActiveState.ACTIVE):
+                log.warning("%s: Requisite=%s is not active", runtime.name, requisite)
+                result = "dependency"
+        if result != "done":
+            log.warning("%s: start canceled because a required unit failed", runtime.name)
+            return result
+        return await run_unit_job(runtime, "start", runtime.run_start)
+
+    async def _wait_outside_jobs(self, runtime: UnitRuntime, units: dict[str, UnitRuntime]) -> None:
+        """Honour After= on units that another request is starting or stopping right now."""
+        for name in dependencies(runtime.unit, "After"):
+            if name in units:
+                continue
+            other = self.manager.runtimes.get(name)
+            job = other.job if other is not None else None
+            if job is not None and job.kind in ("start", "stop"):
+                try:
+                    await asyncio.shield(job.task)
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only the ordering matters here
+                    pass
 
     def _dependents(self, names: list[str]) -> dict[str, UnitRuntime]:
         found: dict[str, UnitRuntime] = {}
@@ -202,7 +259,11 @@ class Transactions:
             for after in reverse[name]:
                 await asyncio.shield(futures[after])
             runtime = units[name]
-            result = await run_unit_job(runtime, "stop", runtime.run_stop)
+            try:
+                result = await run_unit_job(runtime, "stop", runtime.run_stop)
+            except Exception:
+                log.exception("stop of %s failed", name)
+                result = "failed"
             futures[name].set_result(result)
 
         await asyncio.gather(*(stop_one(name) for name in units))
@@ -211,10 +272,19 @@ class Transactions:
     async def stop(self, names: list[str]) -> dict[str, str]:
         return await self.stop_set(self._dependents(names))
 
-    async def restart(self, names: list[str]) -> dict[str, str]:
+    async def restart(self, names: list[str], cycles_out: list[list[str]] | None = None) -> dict[str, str]:
         units = self._dependents(names)
+        for runtime in units.values():
+            runtime.restarting = True
         await self.stop_set(units)
-        return await self.start(list(units))
+        return await self.start(list(units), cycles_out)
+
+    async def reload(self, names: list[str]) -> dict[str, str]:
+        results = {}
+        for name in names:
+            runtime = self.manager.runtimes[name]
+            results[name] = await run_unit_job(runtime, "reload", runtime.run_reload)
+        return results
 
     async def stop_all(self) -> None:
         running = {

@@ -263,11 +263,11 @@ def _apply_options(sock: socket.socket, address: ListenAddress, options: ListenO
             sock.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
     if address.family == socket.AF_INET6 and options.ipv6_only != "default":
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(options.ipv6_only == "ipv6-only"))
-    if options.reuse_port:
+    if options.reuse_port and address.is_ip:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if options.no_delay and address.is_ip and address.sock_type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if options.keep_alive:
+    if options.keep_alive and address.sock_type == socket.SOCK_STREAM:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     if options.broadcast:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

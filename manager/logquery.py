@@ -26,7 +26,7 @@ from unitmgr.manager.timesyntax import TimeSyntaxError, parse_time
 
 MAX_LOG_LINES = 100_000
 # Replies stay below protocol.MAX_MESSAGE_BYTES: the oldest records are left
-# out past this estimate, and the reply says how many.
+# out past this estimate, and the reply counts them in `omitted`.
 REPLY_BUDGET = protocol.MAX_MESSAGE_BYTES * 3 // 4
 STREAMS = ("stdout", "stderr")
 

@@ -44,7 +44,7 @@ EOF_FLAG = 0x80
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_KEEP_FILES = 4
-# Longest identifier kept; systemd's own limit for SyslogIdentifier= is similar.
+# Maximum length in bytes of a stored identifier; longer ones are cut.
 MAX_IDENTIFIER = 64
 
 
@@ -83,10 +83,6 @@ def process_name(pid: int) -> str:
             return f.read().strip().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-# Called with the number of bytes dropped, each time a write fails.
-DropListener = Callable[[int], None]
 
 
 class UnitLog:
@@ -196,7 +192,7 @@ class UnitLog:
     # -- writing ----------------------------------------------------------
 
     def write(self, data: bytes, stream: int, pid: int, eof: bool = False) -> None:
-        """Store one read of `stream`; a failure is counted, logged and never raised."""
+        """Store one read of `stream`. A failed write is counted and logged, not raised."""
         stamp = time.time()
         try:
             self._prepare(pid)
@@ -292,9 +288,6 @@ class LogStore:
                 self.on_writer(writer)
         writer.configure(self.options_for(unit))
         return writer
-
-    def existing_writer(self, unit: str) -> UnitLog | None:
-        return self._writers.get(unit)
 
     def writers(self) -> list[UnitLog]:
         return list(self._writers.values())

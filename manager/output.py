@@ -19,6 +19,7 @@ from unitmgr.manager.logstore import STDERR, STDOUT, UnitLog
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
+READS_PER_WAKEUP = 16
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = 1031
 # Errors that mean splice(2) cannot target this file at all.
@@ -65,53 +66,62 @@ class PipeReader:
             self.done.set_result(None)
 
     def _on_readable(self) -> None:
-        if self.splice and self.writer.on_data is None:
-            self._splice()
-        else:
-            self._read()
+        # Several reads per wake-up: a fast writer refills the pipe while the
+        # loop goes round, and each round trip costs more than a read.
+        for _ in range(READS_PER_WAKEUP):
+            if self.read_fd < 0:
+                return
+            if self.splice and self.writer.on_data is None:
+                more = self._splice()
+            else:
+                more = self._read()
+            if not more:
+                return
 
-    def _splice(self) -> None:
+    def _splice(self) -> bool:
         try:
             moved = self.writer.splice_from(self.read_fd, READ_SIZE, self.stream, self.pid)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             if exc.errno in SPLICE_UNSUPPORTED:
                 log.debug("splice into the log of %s failed (%s); reading instead", self.writer.unit, exc)
                 self.splice = False
-                self._read()
-            else:
-                self._drain_after_failure(exc)
-            return
+                return self._read()
+            return self._drain_after_failure(exc)
         if moved == 0:
             self._finish()
+            return False
+        return True
 
-    def _drain_after_failure(self, exc: OSError) -> None:
+    def _drain_after_failure(self, exc: OSError) -> bool:
         """Read what could not be stored, so the writer never blocks on a full pipe."""
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:
-            return
+            return False
         except OSError as read_error:
             log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, read_error)
             data = b""
-        if data:
-            self.writer.count_failure(len(data), self.pid, exc)
-        else:
+        if not data:
             self._finish()
+            return False
+        self.writer.count_failure(len(data), self.pid, exc)
+        return True
 
-    def _read(self) -> None:
+    def _read(self) -> bool:
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, exc)
             data = b""
-        if data:
-            self.writer.write(data, self.stream, self.pid)
-            return
-        self._finish()
+        if not data:
+            self._finish()
+            return False
+        self.writer.write(data, self.stream, self.pid)
+        return True
 
     def _finish(self) -> None:
         self.writer.write(b"", self.stream, self.pid, eof=True)

@@ -119,12 +119,15 @@ class Scaler:
         return max(running, default=0)
 
     def _check_template(self, prefix: str) -> None:
-        template = self.manager.load(f"{prefix}@.service")
+        name = f"{prefix}@.service"
+        template = self.manager.load(name)
+        if template.load_state == "not-found":
+            raise ProtocolError(protocol.UNIT_NOT_FOUND, f"Unit {name} not found; scale {prefix} needs a "
+                                f"template file {name} in the unit path", {"unit": name})
         if template.load_state != "loaded":
-            reason = template.load_error or "no unit file has that name"
-            raise ProtocolError(protocol.UNIT_NOT_FOUND,
-                                f"Unit {prefix}@.service not found or not loadable ({reason}); "
-                                f"scale needs a template file {prefix}@.service", {"unit": f"{prefix}@.service"})
+            reason = template.load_error or template.load_state
+            raise ProtocolError(protocol.UNIT_BAD, f"Unit {name} cannot be loaded ({reason}); fix the file",
+                                {"unit": name})
 
     # -- applying a count -------------------------------------------------
 

@@ -172,12 +172,13 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         "watchdog_pid": spec.watchdog_pid,
         "status_fd": status_fd_in_child,
     }
+    spec_fd = _spec_file(helper_spec)
     try:
         pid = os.posix_spawn(
             sys.executable,
-            [sys.executable, "-I", "-S", HELPER, json.dumps(helper_spec)],
+            [sys.executable, "-I", "-S", HELPER, "--spec-fd", str(status_fd_in_child + 1)],
             {},
-            file_actions=_file_actions(spec, devnull, [status_write]),
+            file_actions=_file_actions(spec, devnull, [status_write, spec_fd]),
             setsid=True,
             setsigmask=(),
             setsigdef=_sigdef(spec),
@@ -187,7 +188,21 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         raise SpawnError(f"could not start the exec helper: {exc.strerror}", 203, exc.errno) from None
     finally:
         os.close(status_write)
+        os.close(spec_fd)
     return Spawned(pid, status_read)
+
+
+def _spec_file(helper_spec: dict) -> int:
+    """Return a memfd holding the helper's spec as JSON, read from its start.
+
+    A file rather than an argument keeps the unit's environment out of
+    /proc/PID/cmdline, which every user can read, and keeps the unit's
+    command line from showing up in the helper's before it execs.
+    """
+    fd = os.memfd_create("unitmgr-spawn-spec", os.MFD_CLOEXEC)
+    os.write(fd, json.dumps(helper_spec).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def parse_helper_status(data: bytes) -> tuple[int, str]:

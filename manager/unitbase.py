@@ -45,6 +45,8 @@ class UnitRuntime:
         self.job: Job | None = None
         self.condition_failures: list[str] = []
         self.changed_on_disk = False
+        # Set by a restart for the stop half (RestartKillSignal=); the stop clears it.
+        self.restarting = False
         self.file_stamps = file_stamps(unit, manager.unit_dirs)
 
     def reload_definition(self, unit: Unit) -> None:
@@ -93,6 +95,12 @@ class UnitRuntime:
 
     async def run_stop(self) -> str:
         raise NotImplementedError
+
+    async def run_reload(self) -> str:
+        return "failed"
+
+    def can_reload(self) -> bool:
+        return False
 
     def reset_failed(self) -> None:
         if self.active_state is ActiveState.FAILED:

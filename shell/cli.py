@@ -138,7 +138,8 @@ def endpoint_label(endpoint: str) -> str:
 
 
 def wants_color(stream: object) -> bool:
-    """Colour only for a terminal, and never when NO_COLOR is set and non-empty."""
+    """Return True when output should be coloured: on a terminal, unless NO_COLOR is
+    set to a non-empty value."""
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 

@@ -36,7 +36,8 @@ class Option:
     dest: str
     help: str
     metavar: str = ""  # empty for a flag that takes no value
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # the only values argparse accepts
+    suggestions: tuple[str, ...] = ()  # values offered by completion, when not `choices`
     parse: Callable[[str], Any] | None = None  # converts a value; raises ArgumentTypeError
     default: Any = None
     repeat: bool = False  # the option may be given several times; values are collected

@@ -81,7 +81,7 @@ def _flags(command: Command, current: str) -> Iterator[Completion]:
 def _choices(option: Option, current: str, prefix: str,
              replace: int | None = None) -> Iterator[Completion]:
     start = -(len(current) if replace is None else replace)
-    for choice in option.choices:
+    for choice in option.choices or option.suggestions:
         if choice.startswith(current):
             yield Completion(prefix + choice, start_position=start, display=choice,
                              display_meta=option.metavar.lower())

@@ -109,8 +109,13 @@ def run_remote(hosts: list[str], commands: str, options: RemoteOptions, json_out
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        # The host threads are daemons: they end with the process.
+        print("unitsh: interrupted; the commands may have run on some hosts", file=stderr)
+        return 130  # as a shell reports a command ended by SIGINT
     for result in results:
         _print_summary(result, json_output, stdout)
     return max((result.status for result in results), default=exitcodes.SUCCESS)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 from typing import Any
 
 from unitmgr.shell.commandspec import Command, Option
+
+WIDTH = 79  # help lines wrap at this column
 
 
 def _option_usage(option: Option) -> str:
@@ -37,14 +40,15 @@ def _option_lines(option: Option) -> list[str]:
         text += f" ({'|'.join(option.choices)})"
     if option.unavailable:
         text += " [not available yet]"
-    return [f"  {flags}", f"      {text}"]
+    return [f"  {flags}", *textwrap.wrap(text, WIDTH, initial_indent=" " * 6,
+                                          subsequent_indent=" " * 6)]
 
 
 def command_help(command: Command) -> list[str]:
     """Return the lines of `help CMD`."""
     lines = [f"usage: {usage(command)}", "", command.summary[0].upper() + command.summary[1:] + "."]
     if command.description:
-        lines += ["", command.description]
+        lines += ["", *textwrap.wrap(command.description, WIDTH)]
     if command.aliases:
         lines += ["", f"Also called: {', '.join(command.aliases)}."]
     if command.options:

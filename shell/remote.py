@@ -8,18 +8,20 @@
 3. open a local tunnel (`tunnel.py`) whose connections go to the remote control
    socket through `unitmgr bridge` on an exec channel, or through a direct-tcpip
    channel when the manager also listens on loopback TCP;
-4. connect the ordinary blocking Client to the tunnel (CURVE runs end to end,
-   so SSH only carries encrypted bytes) and send `hello`; when the manager
-   rejects the local client key, authorise it with `unitmgr authorize-key`
-   over SSH if the user agreed, and connect again.
+4. connect the ordinary blocking Client to the tunnel and send `hello`. CURVE
+   runs end to end, so SSH only carries encrypted bytes. When the manager
+   rejects the local client key and the user agreed, authorise the key with
+   `unitmgr authorize-key` over SSH and connect again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Callable
@@ -40,7 +42,6 @@ log = logging.getLogger(__name__)
 
 EXIT_COMMAND_NOT_FOUND = 127  # what a POSIX shell returns for a missing command
 EXIT_NOT_EXECUTABLE = 126
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "*"}
 
 
 @dataclass
@@ -50,7 +51,7 @@ class RemoteOptions:
     remote_command: str = "unitmgr"  # run by the remote user's shell
     accept_new_host_key: bool = False
     authorize: bool = False
-    # Called with a yes/no question; None when nobody can answer (-c, stdin not a terminal).
+    # Asks the user a yes/no question; None when no user can be asked (-c, stdin not a terminal).
     ask: Callable[[str], bool] | None = None
     connect_timeout: float = 5.0
     timeout: float = 5.0  # for a reply to a request
@@ -75,21 +76,40 @@ def ask_on_terminal(question: str) -> bool:
 
 @dataclass(frozen=True)
 class RemoteEndpoint:
-    """What `unitmgr endpoint --json` printed on the remote host."""
+    """The server key and endpoints that `unitmgr endpoint --json` printed on the remote host."""
 
     server_key: bytes
     endpoints: tuple[str, ...]
 
     def loopback_tcp(self) -> tuple[str, int] | None:
-        """Return (host, port) of a loopback TCP endpoint of the manager, if it has one."""
+        """Return (address, port) of a loopback TCP endpoint of the manager, if it has one."""
         for endpoint in self.endpoints:
             if not endpoint.startswith("tcp://"):
                 continue
             host, _, port = endpoint[len("tcp://"):].rpartition(":")
-            host = host.strip("[]")
-            if host in LOOPBACK_HOSTS and port.isdigit():
-                return ("::1" if host in ("::1", "::") else "127.0.0.1", int(port))
+            address = loopback_address(host.strip("[]"))
+            if address and port.isdigit():
+                return address, int(port)
         return None
+
+
+def loopback_address(host: str) -> str | None:
+    """Return the loopback address to reach a manager bound to `host`, or None when
+    `host` is not local. ZeroMQ reports an IPv4 bind on an IPv6 socket as
+    `::ffff:127.0.0.1`, and a wildcard bind reaches loopback too."""
+    if host == "localhost":
+        return "127.0.0.1"
+    if host == "*":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not (address.is_loopback or address.is_unspecified):
+        return None
+    return "127.0.0.1" if address.version == 4 else "::1"
 
 
 class RemoteClient(Client):
@@ -271,7 +291,8 @@ def channel_opener(connection: paramiko.SSHClient, endpoint: RemoteEndpoint,
             open_tcp().close()
             return "direct-tcpip", open_tcp
         except (paramiko.SSHException, OSError) as exc:
-            log.info("direct-tcpip to %s port %d was refused (%s); using unitmgr bridge", *tcp, exc)
+            log.info("opening a direct-tcpip channel to %s port %d failed (%s); using unitmgr bridge",
+                     *tcp, exc)
     return "bridge", open_bridge
 
 
@@ -279,7 +300,7 @@ def authorize_remote(connection: paramiko.SSHClient, host: str, public_key: byte
                      options: RemoteOptions) -> None:
     """Add `public_key` to the remote manager's authorized_keys with `unitmgr authorize-key`."""
     label = f"unitsh@{socket.gethostname()}"
-    command = f"{options.remote_command} authorize-key --label {label} -"
+    command = f"{options.remote_command} authorize-key --label {shlex.quote(label)} -"
     result = ssh.run_command(connection, command, stdin=public_key + b"\n",
                              timeout=max(options.timeout, 10.0))
     if result.status != 0:

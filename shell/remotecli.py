@@ -58,8 +58,8 @@ def remote_options(options: argparse.Namespace, paths: Paths, interactive: bool)
 def open_host_session(options: argparse.Namespace, paths: Paths):  # -> Session
     """Return the Session for the single HOST argument.
 
-    For the interactive shell it connects at once, so host-key and
-    authorisation questions come before the prompt; then it raises ClientError
+    For the interactive shell it connects at once, so that host-key and
+    authorisation questions come before the prompt. It then raises ClientError
     when the host cannot be reached."""
     from unitmgr.shell.remote import open_remote_session
 

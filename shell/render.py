@@ -175,7 +175,9 @@ def _resource_lines(unit: dict[str, Any]) -> list[str]:
     lines = []
     if unit.get("status_text"):
         lines.append(_label("Status", f'"{visible(unit["status_text"])}"'))
-    if unit.get("tasks") is not None:
+    # A stopped unit has no processes to count; systemctl shows no Tasks: then.
+    stopped = unit.get("active_state") in ("inactive", "failed") and not unit.get("tasks")
+    if unit.get("tasks") is not None and not stopped:
         limit = unit.get("tasks_max")
         lines.append(_label("Tasks", f"{unit['tasks']} (limit: {limit})" if limit
                             else str(unit["tasks"])))
@@ -351,7 +353,8 @@ def logs(out: Output, records: list[dict[str, Any]], mode: str, host: str) -> No
 
 # -- jobs, states --------------------------------------------------------------
 
-JOB_SUCCESS = frozenset({"done", "skipped"})
+# "queued" is what the manager returns for --no-block, before the job has run.
+JOB_SUCCESS = frozenset({"done", "skipped", "queued"})
 
 # The reason clause of "Job for X failed because ...", by the unit's Result=.
 _FAILURE_REASONS = {
@@ -390,7 +393,12 @@ def job_failure(job: dict[str, Any], unit_result: str = "") -> str:
 
 
 def jobs(out: Output, result: dict[str, Any], unit_results: dict[str, str]) -> None:
-    """Write nothing for successful jobs (as systemctl) and a message per failed one."""
+    """Write nothing for successful jobs (as systemctl) and a message per failed one,
+    after a warning per ordering cycle the manager had to break."""
+    for cycle in result.get("cycles") or []:
+        units = " → ".join(str(name) for name in cycle)
+        out.error(f"Warning: ordering cycle between {units}; "
+                  "the manager ignored an ordering to break it.")
     for job in result.get("jobs", []):
         if job.get("result") not in JOB_SUCCESS:
             out.error(job_failure(job, unit_results.get(job.get("unit", ""), "")))

@@ -25,6 +25,9 @@ import paramiko
 from unitmgr.shell.client import ClientError
 
 log = logging.getLogger(__name__)
+# paramiko logs transport failures that connect() also raises; without a handler
+# they would reach stderr through logging's last-resort handler.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_SSH_PORT = 22
 MAX_JUMPS = 8  # ProxyJump chains longer than this are rejected as a likely loop
@@ -77,7 +80,7 @@ class SSHOptions:
     """How to open SSH connections; the defaults match `ssh` for the current user."""
 
     accept_new_host_key: bool = False
-    # Called with the question when a host key is unknown; None means nobody can answer.
+    # Asks the user about an unknown host key and returns True for yes; None when no user can be asked.
     ask: Callable[[str], bool] | None = None
     connect_timeout: float = 5.0
     config_file: Path = field(default_factory=lambda: Path("~/.ssh/config").expanduser())
@@ -95,6 +98,7 @@ class HostSettings:
     identity_files: tuple[str, ...]
     proxy_jump: str | None
     known_hosts: Path
+    accept_new_host_key: bool = False  # StrictHostKeyChecking accept-new in the config
 
     @property
     def known_hosts_name(self) -> str:
@@ -117,7 +121,7 @@ def load_config(path: Path) -> paramiko.SSHConfig:
 def host_settings(target: Target, options: SSHOptions) -> HostSettings:
     """Apply ~/.ssh/config to `target`; values given on the command line win."""
     entry = load_config(options.config_file).lookup(target.host)
-    port = target.port or int(entry.get("port", DEFAULT_SSH_PORT))
+    port = target.port or _config_port(entry.get("port", str(DEFAULT_SSH_PORT)), target.host, options)
     user = target.user or entry.get("user") or _local_user()
     jump = entry.get("proxyjump")
     if jump and jump.lower() == "none":
@@ -125,11 +129,21 @@ def host_settings(target: Target, options: SSHOptions) -> HostSettings:
     known_hosts = options.known_hosts
     if "userknownhostsfile" in entry:
         known_hosts = Path(entry["userknownhostsfile"].split()[0]).expanduser()
+    # "accept-new" (and "no", which OpenSSH treats the same way for new keys)
+    # accepts unknown keys; a changed key is rejected whatever the setting.
+    accept_new = entry.get("stricthostkeychecking", "").lower() in ("accept-new", "no", "off")
     return HostSettings(
         alias=target.host, hostname=entry.get("hostname", target.host), port=port, user=user,
         identity_files=tuple(entry.get("identityfile", [])), proxy_jump=jump,
-        known_hosts=known_hosts,
+        known_hosts=known_hosts, accept_new_host_key=accept_new,
     )
+
+
+def _config_port(text: str, host: str, options: SSHOptions) -> int:
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    raise SSHError("ssh-connect", f"invalid Port {text!r} for {host} in {options.config_file}; "
+                   "use a number from 1 to 65535")
 
 
 def _local_user() -> str:
@@ -161,7 +175,7 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         name = self.settings.known_hosts_name
-        if not self.options.accept_new_host_key:
+        if not (self.options.accept_new_host_key or self.settings.accept_new_host_key):
             question = (f"The authenticity of host '{name}' can't be established.\n"
                         f"{key.algorithm_name} key fingerprint is {key.fingerprint}.\n"
                         "Add it to known_hosts? [y/N] ")
@@ -298,7 +312,8 @@ def _connect_through(jump: paramiko.SSHClient, target: Target, options: SSHOptio
 def _load_host_keys(client: paramiko.SSHClient, settings: HostSettings) -> None:
     for path in (Path("/etc/ssh/ssh_known_hosts"), settings.known_hosts):
         try:
-            client.load_system_host_keys(str(path))  # read only: never rewritten by paramiko
+            # Keys loaded as "system" keys are never saved back, so the user's file stays as it is.
+            client.load_system_host_keys(str(path))
         except FileNotFoundError:
             continue
         except (OSError, paramiko.SSHException) as exc:
@@ -334,6 +349,10 @@ def _connect_client(client: paramiko.SSHClient, settings: HostSettings, options:
                        "check the host name and HostName in ~/.ssh/config") from None
     except (paramiko.SSHException, OSError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        # paramiko 5 reports a missing greeting as "No existing session" once the
+        # banner read has timed out in the transport thread.
+        if "banner" in reason or reason == "No existing session":
+            reason = f"no SSH server answered within {timeout:g} s"
         raise SSHError("ssh-connect", f"cannot connect to {where}: {reason}; check the host name, "
                        "the port and that sshd runs there") from None
 

@@ -1,9 +1,9 @@
 """A local unix socket whose connections are carried over SSH channels.
 
-The ZeroMQ client connects to `ipc://` on the socket; each accepted connection
-gets a new SSH channel from `open_channel` (an exec channel running
-`unitmgr bridge`, or a direct-tcpip channel), and a thread copies bytes both
-ways until either side closes. The socket lives in a fresh directory of mode
+The ZeroMQ client connects to the socket through `ipc://`. Each accepted
+connection gets a new SSH channel from `open_channel`: an exec channel running
+`unitmgr bridge`, or a direct-tcpip channel. A thread per connection copies
+bytes both ways until either side closes. The socket lives in a fresh directory of mode
 0700, so other local users cannot connect to it. When ZeroMQ reconnects after a
 dropped channel, the new connection gets a new channel.
 """
@@ -96,7 +96,7 @@ class Tunnel:
         finally:
             with self._lock:
                 self._open.discard(conn)
-            channel.close()
+            _close_channel(channel)
             conn.close()
 
 
@@ -117,6 +117,13 @@ def copy_both_ways(conn: socket.socket, channel: Channel) -> None:
                     if not data:
                         return
                     conn.sendall(data)
+
+
+def _close_channel(channel: Channel) -> None:
+    try:
+        channel.close()
+    except Exception as exc:  # noqa: BLE001 - paramiko raises EOFError or SSHException on a dead transport
+        log.debug("closing a channel failed: %s", exc)
 
 
 def _shutdown(sock: socket.socket) -> None:

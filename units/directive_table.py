@@ -78,15 +78,15 @@ Group string - user Group to run processes as
 DynamicUser bool - user Allocate a transient user
 SupplementaryGroups words - user Supplementary groups
 PAMName string - user PAM service to open a session with
-IOSchedulingClass string - later I/O scheduling class
-IOSchedulingPriority string - later I/O scheduling priority 0..7
+IOSchedulingClass string - yes I/O scheduling class: realtime, best-effort, idle or 0..3
+IOSchedulingPriority string - yes I/O scheduling priority 0..7 (0 is the highest)
 CPUSchedulingPolicy string - later CPU scheduling policy
 CPUSchedulingPriority string - later CPU scheduling priority
 CPUSchedulingResetOnFork bool - later Reset scheduling policy on fork
-CPUAffinity words - later CPUs processes may run on
+CPUAffinity words - yes CPUs processes may run on: numbers and ranges such as 0-1,3
 NUMAPolicy string - later NUMA memory policy
 NUMAMask string - later NUMA node mask
-OOMScoreAdjust string - later OOM killer adjustment (-1000..1000)
+OOMScoreAdjust string - yes OOM killer adjustment (-1000..1000); lowering it needs privileges
 TimerSlackNSec string - later Timer slack in nanoseconds
 Personality string - later Execution domain (personality)
 IgnoreSIGPIPE bool - later Ignore SIGPIPE in executed processes
@@ -183,30 +183,30 @@ WatchdogSignal signal - notify Signal sent when the watchdog expires
 Slice string - cgroup Slice the unit is placed in
 Delegate string - cgroup Delegate a cgroup subtree to the service
 DisableControllers string - cgroup Controllers disabled for the subtree
-CPUAccounting bool - cgroup CPU accounting
-CPUWeight string - cgroup CPU weight (1..10000 or idle)
+CPUAccounting bool - yes CPU accounting; unitmgr always accounts CPU time
+CPUWeight string - yes CPU weight (1..10000 or idle); needs the cgroup cpu controller
 StartupCPUWeight string - cgroup CPU weight during start-up
 CPUShares string - obsolete Old name of CPUWeight=
 StartupCPUShares string - obsolete Old name of StartupCPUWeight=
-CPUQuota string - cgroup CPU time quota in percent
-CPUQuotaPeriodSec sec - cgroup CPU quota period
+CPUQuota string - yes CPU time quota in percent of one CPU; needs the cgroup cpu controller
+CPUQuotaPeriodSec sec - yes CPU quota period (1ms..1s, default 100ms)
 AllowedCPUs string - cgroup cpuset CPUs
 StartupAllowedCPUs string - cgroup cpuset CPUs during start-up
 AllowedMemoryNodes string - cgroup cpuset memory nodes
 StartupAllowedMemoryNodes string - cgroup cpuset memory nodes during start-up
-MemoryAccounting bool - cgroup Memory accounting
+MemoryAccounting bool - yes Memory accounting; unitmgr always accounts memory
 MemoryMin string - cgroup memory.min
 MemoryLow string - cgroup memory.low
 DefaultMemoryMin string - cgroup memory.min default of children
 DefaultMemoryLow string - cgroup memory.low default of children
-MemoryHigh string - cgroup memory.high
-MemoryMax string - cgroup memory.max
-MemorySwapMax string - cgroup memory.swap.max
+MemoryHigh string - yes memory.high throttling limit; needs the cgroup memory controller
+MemoryMax string - yes memory.max; without the memory controller the manager kills the unit above it
+MemorySwapMax string - yes memory.swap.max; needs the cgroup memory controller
 MemoryLimit string - obsolete Old name of MemoryMax=
-TasksAccounting bool - cgroup Tasks accounting
-TasksMax string - cgroup pids.max
-IOAccounting bool - cgroup I/O accounting
-IOWeight string - cgroup I/O weight (1..10000)
+TasksAccounting bool - yes Tasks accounting; unitmgr always counts tasks
+TasksMax string - yes pids.max; without the pids controller the manager kills the newest tasks above it
+IOAccounting bool - yes I/O accounting; unitmgr always reads I/O bytes
+IOWeight string - yes I/O weight (1..10000); needs the cgroup io controller
 StartupIOWeight string - cgroup I/O weight during start-up
 IODeviceWeight string - cgroup Per-device I/O weight
 IOReadBandwidthMax string - cgroup Per-device read bandwidth limit
@@ -327,9 +327,9 @@ RestartPreventExitStatus exitstatus - yes Exit codes and signals that never trig
 RestartForceExitStatus exitstatus - yes Exit codes and signals that always trigger an automatic restart
 RootDirectoryStartOnly bool - sandbox Apply RootDirectory= only to ExecStart=
 PermissionsStartOnly bool - obsolete Replaced by the + prefix of command lines
-NonBlocking bool - sockets Set O_NONBLOCK on passed sockets
+NonBlocking bool - yes Set O_NONBLOCK on passed sockets
 NotifyAccess enum:none|main|exec|all - notify Which processes may send sd_notify messages
-Sockets units - sockets Socket units whose sockets are passed to the service
+Sockets units - yes Socket units whose sockets are passed to the service
 FileDescriptorStoreMax int 0 notify Number of file descriptors the service may store
 USBFunctionDescriptors string - system USB FunctionFS descriptors
 USBFunctionStrings string - system USB FunctionFS strings
@@ -344,40 +344,40 @@ StartLimitAction string - later Old place of [Unit] StartLimitAction=
 @kill
 @cgroup
 [Socket]
-ListenStream strings - sockets Stream socket address: /path, @abstract, PORT, ADDR:PORT
-ListenDatagram strings - sockets Datagram socket address
-ListenSequentialPacket strings - sockets Sequential-packet AF_UNIX socket path
-ListenFIFO strings - sockets FIFO path
+ListenStream strings - yes Stream socket address: /path, @abstract, PORT, ADDR:PORT
+ListenDatagram strings - yes Datagram socket address
+ListenSequentialPacket strings - yes Sequential-packet AF_UNIX socket path
+ListenFIFO strings - yes FIFO path
 ListenSpecial strings - sockets Special file to open
 ListenNetlink strings - sockets Netlink family and group
 ListenMessageQueue strings - sockets POSIX message queue name
 ListenUSBFunction strings - sockets USB FunctionFS endpoint directory
 SocketProtocol string - sockets IP protocol (udplite, sctp)
-BindIPv6Only string - sockets IPV6_V6ONLY policy
-Backlog string - sockets listen() backlog
+BindIPv6Only string - yes IPV6_V6ONLY policy
+Backlog string - yes listen() backlog
 BindToDevice string - sockets Network interface to bind to
 SocketUser string - user Owner of the socket node
 SocketGroup string - user Group of the socket node
-SocketMode mode 0666 sockets Mode of the socket or FIFO node
-DirectoryMode mode 0755 sockets Mode of created parent directories
-Accept bool no sockets Start one service instance per connection
+SocketMode mode 0666 yes Mode of the socket or FIFO node
+DirectoryMode mode 0755 yes Mode of created parent directories
+Accept bool no yes Start one service instance per connection
 Writable bool - sockets Open ListenSpecial= files for writing
 FlushPending bool - sockets Flush pending data before starting the service
-MaxConnections string - sockets Concurrent connections limit for Accept=yes
+MaxConnections string - yes Concurrent connections limit for Accept=yes
 MaxConnectionsPerSource string - sockets Concurrent connections per source address
-KeepAlive bool - sockets SO_KEEPALIVE
+KeepAlive bool - yes SO_KEEPALIVE
 KeepAliveTimeSec sec - sockets TCP_KEEPIDLE
 KeepAliveIntervalSec sec - sockets TCP_KEEPINTVL
 KeepAliveProbes string - sockets TCP_KEEPCNT
-NoDelay bool - sockets TCP_NODELAY
+NoDelay bool - yes TCP_NODELAY
 Priority string - sockets SO_PRIORITY
 DeferAcceptSec sec - sockets TCP_DEFER_ACCEPT
-ReceiveBuffer string - sockets SO_RCVBUF
-SendBuffer string - sockets SO_SNDBUF
+ReceiveBuffer string - yes SO_RCVBUF
+SendBuffer string - yes SO_SNDBUF
 IPTOS string - sockets IP_TOS
 IPTTL string - sockets IP_TTL
 Mark string - sockets SO_MARK
-ReusePort bool - sockets SO_REUSEPORT
+ReusePort bool - yes SO_REUSEPORT
 SmackLabel string - user SMACK label of the socket
 SmackLabelIPIn string - user SMACK label of incoming packets
 SmackLabelIPOut string - user SMACK label of outgoing packets
@@ -385,10 +385,10 @@ SELinuxContextFromNet bool - user Take the SELinux context from the network
 PipeSize string - sockets FIFO pipe size
 MessageQueueMaxMessages string - sockets mq_maxmsg
 MessageQueueMessageSize string - sockets mq_msgsize
-FreeBind bool - sockets IP_FREEBIND
+FreeBind bool - yes IP_FREEBIND
 Transparent bool - sockets IP_TRANSPARENT
-Broadcast bool - sockets SO_BROADCAST
-PassCredentials bool - sockets SO_PASSCRED
+Broadcast bool - yes SO_BROADCAST
+PassCredentials bool - yes SO_PASSCRED
 PassSecurity bool - sockets SO_PASSSEC
 PassPacketInfo bool - sockets IP_PKTINFO
 Timestamping string - sockets SO_TIMESTAMP
@@ -399,11 +399,11 @@ ExecStopPre exec - sockets Commands run before the sockets are closed
 ExecStopPost exec - sockets Commands run after the sockets are closed
 TimeoutSec timeout 90 sockets Time limit for the socket's commands
 Symlinks words - sockets Extra symlinks to the socket path
-FileDescriptorName string - sockets Name of the passed file descriptors
-Service string - sockets Service activated by the socket
-RemoveOnStop bool no sockets Remove the socket nodes when the socket stops
-TriggerLimitIntervalSec sec - sockets Window of the activation rate limit
-TriggerLimitBurst int - sockets Activations allowed per window
+FileDescriptorName string - yes Name of the passed file descriptors
+Service string - yes Service activated by the socket
+RemoveOnStop bool no yes Remove the socket nodes when the socket stops
+TriggerLimitIntervalSec sec - yes Window of the activation rate limit
+TriggerLimitBurst int - yes Activations allowed per window
 @exec
 @kill
 @cgroup

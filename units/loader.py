@@ -80,7 +80,7 @@ def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8", "replace")
 
 
-def _is_mask(path: Path) -> bool:
+def is_mask(path: Path) -> bool:
     """Return whether `path` masks a unit: a link to /dev/null or an empty file."""
     try:
         if path.is_symlink() and os.path.realpath(path) == DEV_NULL:
@@ -143,9 +143,22 @@ class UnitLoader:
         for directory in self._directories():
             if name in directory.entries:
                 candidate = directory.path / name
-                if candidate.is_file() or _is_mask(candidate) or candidate.is_symlink():
+                if candidate.is_file() or is_mask(candidate) or candidate.is_symlink():
                     return candidate
         return None
+
+    def find_file(self, name: str) -> Path | None:
+        """Return the file (or link) that provides `name` in the search path, without templates."""
+        return self._find_file(name)
+
+    def alias_target(self, link: Path) -> str | None:
+        """Return the unit name `link` aliases, or None when it is no alias (enable, is-enabled)."""
+        return self._alias_target(link)
+
+    def in_search_path(self, path: Path) -> bool:
+        """Return whether `path` lies directly in one of the search directories."""
+        parent = os.path.realpath(path.parent)
+        return any(parent == os.path.realpath(d.path) for d in self._directories())
 
     def _alias_target(self, link: Path) -> str | None:
         """Return the unit name `link` aliases, or None for a linked unit file or no link."""
@@ -184,7 +197,7 @@ class UnitLoader:
         if path is None and template:
             path = self._find_file(template)
         if path is not None:
-            if _is_mask(path):
+            if is_mask(path):
                 return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
                             load_state="masked", load_error=f"Unit {name} is masked.")
             alias = self._alias_target(path)
@@ -274,7 +287,7 @@ class UnitLoader:
         result = []
         for file_name in sorted(chosen):
             path = chosen[file_name]
-            if _is_mask(path):
+            if is_mask(path):
                 continue
             try:
                 result.append((str(path), _read_text(path)))

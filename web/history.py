@@ -1,6 +1,6 @@
 """The figures behind the console's graphs: CPU and memory per unit and per process, last minutes.
 
-A sampler thread requests `top` (every unit) and for the status
+A sampler thread requests `top` (every unit) and the status
 of the units someone is looking at, once per interval, and keeps the last
 `points` samples in memory. It samples only while a browser is connected,
 so an idle console costs the manager nothing.

@@ -36,7 +36,7 @@ if report:
         json.dump(info, f)
     os.replace(report + ".tmp", report)
 count = int(os.environ.get("LISTEN_FDS", "1"))
-selector = selectors.DefaultSelector()
+selector = selectors.SelectSelector()  # no descriptor of its own
 kept = []
 for fd in range(3, 3 + count):
     try:

@@ -38,8 +38,8 @@ def stored_bytes(log_dir: Path, unit: str) -> bytes:
 
 
 def timed_cat(source: Path, target: str, timing: Path) -> str:
-    """A shell command that copies `source` to `target` and writes the seconds it took to `timing`."""
-    return (f"/bin/sh -c 'start=$$(date +%s%N); cat {source}{target}; end=$$(date +%s%N); "
+    """A unit's command line that copies `source` to `target` and writes the nanoseconds it took to `timing`."""
+    return (f"/bin/sh -c 'start=$$(date +%%s%%N); cat {source}{target}; end=$$(date +%%s%%N); "
             f"echo $$((end - start)) > {timing}'")
 
 
@@ -67,7 +67,8 @@ X-Unitmgr-LogKeepFiles=8
 
     # The same copy straight into a file, without the manager.
     direct_timing = tmp_path / "direct.ns"
-    command = timed_cat(source, f" > {tmp_path / 'direct.bin'}", direct_timing).replace("$$", "$")
+    command = timed_cat(source, f" > {tmp_path / 'direct.bin'}", direct_timing)
+    command = command.replace("$$", "$").replace("%%", "%")
     subprocess.run(["/bin/sh", "-c", command[len("/bin/sh -c '"):-1]], check=True)
     with_manager = int(timing.read_text()) / 1e9
     direct = int(direct_timing.read_text()) / 1e9
@@ -77,7 +78,8 @@ X-Unitmgr-LogKeepFiles=8
     assert ratio < 5 or with_manager < 2.0, f"the writer took {ratio:.1f} times as long"
 
 
-BINARY = b"caf\xc3\xa9 \xff\xfe bad utf-8\n\x00nul\x00inside\n\x1b[31mred\x1b[0m\r\ncarriage\rreturn\nno newline at the end"
+BINARY = (b"caf\xc3\xa9 \xff\xfe bad utf-8\n\x00nul\x00inside\n\x1b[31mred\x1b[0m\r\n"
+          b"carriage\rreturn\nno newline at the end")
 
 
 def test_binary_output_exact_through_unitsh(make_manager, tmp_path: Path) -> None:
@@ -183,6 +185,9 @@ ExecStart=/bin/sh -c 'echo out-line; echo err-line >&2'
 """
 
 
+OLD_CONTENT = "old content, longer than what the unit writes\n"
+
+
 @pytest.mark.parametrize(
     ("stdout", "stderr", "in_log", "in_file"),
     [
@@ -192,17 +197,19 @@ ExecStart=/bin/sh -c 'echo out-line; echo err-line >&2'
         ("journal", "null", [("stdout", "out-line")], None),
         ("null", "inherit", [], None),
         ("inherit", "inherit", [], None),
-        ("file:{file}", "inherit", [], "out-line\nerr-line\n"),
-        ("append:{file}", "journal", [("stderr", "err-line")], "old\nout-line\n"),
+        # file: writes from offset 0 without truncating; stderr=inherit shares the descriptor.
+        ("file:{file}", "inherit", [], "out-line\nerr-line\n" + OLD_CONTENT[18:]),
+        ("append:{file}", "journal", [("stderr", "err-line")], OLD_CONTENT + "out-line\n"),
+        # The same file for both streams: one descriptor, so neither overwrites the other.
         ("truncate:{file}", "truncate:{file}", [], "out-line\nerr-line\n"),
-        ("journal", "file:{file}", [("stdout", "out-line")], "err-line\nfile\n"),
+        ("journal", "file:{file}", [("stdout", "out-line")], "err-line\n" + OLD_CONTENT[9:]),
     ],
 )
 def test_output_targets(make_manager, tmp_path: Path, stdout: str, stderr: str,
                         in_log: list[tuple[str, str]], in_file: str | None) -> None:
     units = tmp_path / "units"
     target = tmp_path / "out.txt"
-    target.write_text("old\nfile\n")
+    target.write_text(OLD_CONTENT)
     write_unit(units, "targets.service", TARGETS.format(stdout=stdout.format(file=target),
                                                         stderr=stderr.format(file=target)))
     manager = make_manager(units)
@@ -363,3 +370,44 @@ def test_logs_json_output(make_manager, tmp_path: Path) -> None:
     [record] = [json.loads(line) for line in shell.stdout.splitlines()]
     assert record["text"] == "hello"
     assert record["stream"] == "stdout"
+
+
+def test_follow_across_rotation(make_manager, tmp_path: Path) -> None:
+    import io
+
+    from unitmgr.manager import paths as paths_module
+    from unitmgr.shell.client import Client
+    from unitmgr.shell.follow import follow_logs
+    from unitmgr.shell.render import Output
+
+    count = 4000
+    units = tmp_path / "units"
+    write_unit(units, "rotating.service", f"""\
+[Service]
+Type=oneshot
+X-Unitmgr-LogMaxBytes=4K
+X-Unitmgr-LogKeepFiles=2
+ExecStart=/usr/bin/python3 -c 'import time\\nfor i in range({count}): print("n", i, flush=True); time.sleep(0.0002)'
+""")
+    write_unit(units, "before.service", "[Service]\nType=oneshot\nExecStart=/bin/echo 'earlier line'\n")
+    manager = make_manager(units)
+    manager.request("start", {"units": ["before"]})
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    deadline = time.monotonic() + 60
+
+    def stop() -> bool:
+        text = out.stdout.getvalue()
+        if "earlier line" in text and "rotating" not in started:
+            started.append("rotating")
+            manager.request("start", {"units": ["rotating"], "no_block": True})
+        return f"n {count - 1}\n" in text or time.monotonic() > deadline
+
+    started: list[str] = []
+    with Client.local(paths_module.resolve(manager.env)) as client:
+        status = follow_logs(client, out, {"units": ["before", "rotating"], "queue": 100_000}, "cat", "",
+                             stop=stop)
+    assert status == 0
+    lines = out.stdout.getvalue().splitlines()
+    assert lines == ["earlier line"] + [f"n {i}" for i in range(count)]
+    assert out.stderr.getvalue() == ""
+    assert (manager.home / "state" / "logs" / "rotating.service.log.1").exists()

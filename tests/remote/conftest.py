@@ -24,7 +24,7 @@ from sshserver import (
     SSHServer,
     TestUser,
     ed25519_key_pair,
-    remote_venv,
+    install_checkout,
     skip_reason,
 )
 from support import free_port
@@ -67,11 +67,12 @@ def remote_host() -> Iterator[RemoteHost]:
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    venv = remote_venv()
-    directory = Path(tempfile.mkdtemp(prefix="um-sshd-"))
+    directory = Path(tempfile.mkdtemp(prefix="um-remote-", dir="/var/tmp"))
+    directory.chmod(0o755)  # the test user runs the virtualenv inside
     user = TestUser.create(f"unitmgr-test-{os.getpid()}")
     server = manager = None
     try:
+        venv = install_checkout(directory)
         private, public = ed25519_key_pair()
         user.write(".ssh/authorized_keys", public + "\n", mode=0o600)
         user.write(".config/unitmgr/units/web.service", WEB_UNIT)
@@ -155,7 +156,7 @@ class ClientHome:
 
 @pytest.fixture
 def client(remote_host: RemoteHost, tmp_path: Path) -> ClientHome:
-    """A client home that knows the host key and whose CURVE key is authorised."""
+    """A client home whose known_hosts lists the host key and whose CURVE key is authorised."""
     return ClientHome(tmp_path / "client", remote_host, curve_home=remote_host.curve_home)
 
 

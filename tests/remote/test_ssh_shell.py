@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import paramiko
@@ -143,3 +144,21 @@ def test_fanout_json(client: ClientHome):
     assert all(obj["units"][0]["active_state"] == "active" for obj in outputs.values())
     summaries = [obj for obj in objects if "exit_status" in obj]
     assert [(s["host"], s["exit_status"]) for s in summaries] == [("hosta", 0), ("hostb", 0)]
+
+
+def test_fanout_silent_host_bounded_by_timeout(client: ClientHome):
+    with socket.socket() as silent:
+        # A listening socket that never accepts: TCP connects, but no SSH greeting ever comes.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        with open(client.ssh_dir / "config", "a") as config:
+            config.write(f"Host hostsilent\n    HostName 127.0.0.1\n    Port {silent.getsockname()[1]}\n")
+        started = time.monotonic()
+        result = client.unitsh("-c", "is-active web", "hosta", "hostsilent", "--connect-timeout", "1")
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert "hosta: active" in result.stdout.splitlines()
+    assert "no SSH server answered within 1 s" in result.stderr
+    assert result.stderr.startswith("hostsilent: unitsh: cannot connect")
+    # paramiko alone would wait 15 s for the greeting.
+    assert elapsed < 10
