@@ -51,6 +51,17 @@ def processes_with_env(marker: bytes) -> list[int]:
     return found
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM a process this test started, then SIGKILL it if it does not exit in time."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def kill_and_reap(pids: list[int]) -> None:
     for pid in pids:
         try:

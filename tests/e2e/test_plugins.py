@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_for, write_unit
+from support import free_port, stop_process, wait_for, write_unit
 
 HANGING_SERVER = """\
 import http.server, os, sys, time
@@ -38,12 +38,7 @@ class Plugin:
         return self.log.read()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -55,30 +50,32 @@ def scrape(port: int) -> str:
 def test_exporter_matches_status(make_manager, tmp_path: Path) -> None:
     parser = pytest.importorskip("prometheus_client.parser")
     units = tmp_path / "units"
+    port = free_port()
     write_unit(units, "steady.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
     write_unit(units, "bouncy.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.2; exit 1'\n"
                "Restart=on-failure\nRestartSec=0.1\n", enable=True)
+    # The exporter runs as a unit of the manager it watches, and finds it through the
+    # environment it inherits.
+    write_unit(units, "exporter.service", f"[Service]\nExecStart={sys.executable} -m unitmgr.manager.cli "
+               f"exporter --listen 127.0.0.1:{port}\n", enable=True)
     manager = make_manager(units)
     wait_for(lambda: manager.status("bouncy")["n_restarts"] >= 2, message="bouncy to restart twice")
-    port = free_port()
-    exporter = Plugin(manager, "exporter", "--listen", f"127.0.0.1:{port}")
-    try:
-        text = wait_for(lambda: _try_scrape(port), message="the exporter to answer")
-        families = {f.name: f for f in parser.text_string_to_metric_families(text)}
-        steady = manager.status("steady")
-        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
-        assert samples[("unitmgr_up", ())] == 1
-        assert samples[("unitmgr_unit_state", (("state", "active"), ("unit", "steady.service")))] == 1
-        assert samples[("unitmgr_unit_state", (("state", "failed"), ("unit", "steady.service")))] == 0
-        assert samples[("unitmgr_unit_tasks", (("unit", "steady.service"),))] == steady["tasks"]
-        memory = samples[("unitmgr_unit_memory_bytes", (("unit", "steady.service"),))]
-        assert abs(memory - steady["memory_bytes"]) <= 0.2 * steady["memory_bytes"]
-        restarts_now = manager.status("bouncy")["n_restarts"]
-        exported = samples[("unitmgr_unit_restarts_total", (("unit", "bouncy.service"),))]
-        assert restarts_now - 1 <= exported <= restarts_now
-        assert ("unitmgr_unit_log_dropped_bytes_total", (("unit", "steady.service"),)) in samples
-    finally:
-        exporter.stop()
+    text = wait_for(lambda: _try_scrape(port), message="the exporter to answer")
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    steady = manager.status("steady")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("unitmgr_up", ())] == 1
+    assert samples[("unitmgr_unit_state", (("state", "active"), ("unit", "steady.service")))] == 1
+    assert samples[("unitmgr_unit_state", (("state", "failed"), ("unit", "steady.service")))] == 0
+    assert samples[("unitmgr_unit_state", (("state", "active"), ("unit", "exporter.service")))] == 1
+    assert samples[("unitmgr_unit_tasks", (("unit", "steady.service"),))] == steady["tasks"]
+    memory = samples[("unitmgr_unit_memory_bytes", (("unit", "steady.service"),))]
+    assert abs(memory - steady["memory_bytes"]) <= 0.2 * steady["memory_bytes"]
+    restarts_now = manager.status("bouncy")["n_restarts"]
+    exported = samples[("unitmgr_unit_restarts_total", (("unit", "bouncy.service"),))]
+    assert restarts_now - 1 <= exported <= restarts_now
+    assert ("unitmgr_unit_log_dropped_bytes_total", (("unit", "steady.service"),)) in samples
+    assert ("unitmgr_unit_log_bytes_total", (("unit", "steady.service"),)) in samples
 
 
 def _try_scrape(port: int) -> str | None:

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from support import REPO, wait_for
+from support import REPO, stop_process, wait_for
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -31,12 +31,7 @@ class WebConsole:
         self.token = self.url.split("token=")[1]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
