@@ -136,7 +136,7 @@ class ManagerUnderTest:
     def run_ctl(self, argv: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess:
         return subprocess.run(argv, env=self.environment(), capture_output=True, text=True, timeout=timeout)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         """SIGTERM the manager, SIGKILL it after `grace` seconds, then kill what it left behind."""
         if self.proc is None:
             return

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import signal
 import sys
 import time
 from pathlib import Path
 
 import procfs
-from anchorenv import AnchorInstallError, ensure_anchor_env, unitmgr_versions
+from anchorenv import AnchorEnv, AnchorInstallError, ensure_anchor_env, unitmgr_versions
 from collect import run_all
 from managers import all_managers
 from report import write_results
-from settings import MODES, START_LIMIT
+from settings import MODES, START_LIMIT, Settings
 from targets import evaluate
 
 log = logging.getLogger("bench")
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra argument for the unitmgr manager, e.g. --unitmgr-arg=--no-cgroups; repeatable")
     parser.add_argument("--only", action="append", choices=["unitmgr", "supervisord", "Circus"], metavar="LABEL",
                         help="measure only this manager (unitmgr, supervisord or Circus); repeatable")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the results from the figures of the last run (WORKDIR/figures.pickle), "
+                             "e.g. after editing the notes; measures nothing")
     parser.add_argument("--notes", type=Path, default=NOTES,
                         help="Markdown appended to the results: the profile findings (default: bench/notes.md)")
     return parser
@@ -72,6 +76,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_NO_ANCHORS
     workdir = args.workdir.resolve()
+    saved = workdir / "figures.pickle"
+    if args.render_only:
+        with open(saved, "rb") as f:
+            run = pickle.load(f)
+    else:
+        run = measure(args, settings, anchors, workdir)
+        with open(saved, "wb") as f:
+            pickle.dump(run, f)
+    notes = args.notes.read_text() if args.notes.exists() else ""
+    targets = evaluate(run["figures"], START_LIMIT[0])
+    write_results(args.output, run["command"], run["settings"], run["figures"], run["versions"], targets, notes,
+                  START_LIMIT[0])
+    log.info("wrote %s", args.output)
+    print("\n".join(targets))
+    return 0
+
+
+def measure(args: argparse.Namespace, settings: Settings, anchors: AnchorEnv, workdir: Path) -> dict:
+    """Run every scenario; return the figures with what is needed to report them again."""
     started = time.monotonic()
     try:
         managers = [manager for manager in all_managers(workdir, anchors, args.unitmgr_arg)
@@ -81,14 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         leftovers = procfs.kill_leftovers(keep=set())
         if leftovers:
             log.warning("killed %d processes left behind: %s", len(leftovers), leftovers)
+    log.info("measured for %.0f s", time.monotonic() - started)
     versions = {"unitmgr": unitmgr_versions(), "anchors (bench/.venv)": anchors.versions()}
-    notes = args.notes.read_text() if args.notes.exists() else ""
-    targets = evaluate(figures, START_LIMIT[0])
-    command = " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])])
-    write_results(args.output, command, settings, figures, versions, targets, notes, START_LIMIT[0])
-    log.info("wrote %s after %.0f s", args.output, time.monotonic() - started)
-    print("\n".join(targets))
-    return 0
+    command = " ".join(["python bench/run.py", *sys.argv[1:]])
+    return {"figures": figures, "settings": settings, "versions": versions, "command": command}
 
 
 if __name__ == "__main__":

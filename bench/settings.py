@@ -41,8 +41,8 @@ FULL = Settings(
 
 QUICK = Settings(
     mode="quick", startup_sizes=(10, 100), startup_runs=2, idle_sizes=(100,), idle_settle=1.0,
-    idle_window=3.0, fast_idle_size=100, kills_fast=5, kills_default=2, control_size=100, control_runs=3,
-    round_trips=50, capture_bytes=50 * 1_000_000, capture_runs=1, crash_window=5.0, crash_runs=1,
+    idle_window=3.0, fast_idle_size=100, kills_fast=5, kills_default=1, control_size=100, control_runs=3,
+    round_trips=50, capture_bytes=50 * 1_000_000, capture_runs=1, crash_window=4.0, crash_runs=1,
     crash_fast_window=3.0, growth_size=0, growth_runs=0, growth_anchors=False,
 )
 

@@ -41,6 +41,14 @@ async def _list_sockets(manager: Manager, args: dict[str, Any]) -> dict[str, Any
     return await list_sockets(manager, args)
 
 
+def _unit_file_commands(manager: Manager) -> dict[str, Any]:  # unitinfo.py
+    from unitmgr.manager.unitinfo import UnitFileCommands
+
+    files = UnitFileCommands(manager)
+    return {"verify": files.verify, "cat": files.cat, "show": files.show, "enable": files.enable,
+            "disable": files.disable, "is-enabled": files.is_enabled}
+
+
 class CommandHandler:
     def __init__(self, manager: Manager):
         self.manager = manager
@@ -62,6 +70,7 @@ class CommandHandler:
             "reload": lambda args: supervisecommands.reload(self, args),
             "daemon-reload": lambda args: supervisecommands.daemon_reload_command(self, args),
             "is-active": lambda args: supervisecommands.is_active(self, args),
+            **_unit_file_commands(manager),  # unitinfo.py: verify, cat, show, enable, ...
         }
 
     async def handle(self, request: Request, peer: Peer) -> dict[str, Any]:

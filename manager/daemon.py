@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from unitmgr.manager import reaper as reaper_module
+from unitmgr.manager.config import load_manager_config
+from unitmgr.manager.config import log_diagnostics as log_config_diagnostics
 from unitmgr.manager.environment import build_environment, manager_variables
 from unitmgr.manager.jobs import Transactions, run_unit_job
 from unitmgr.manager.logstore import LogStore
@@ -43,7 +45,11 @@ class Manager:
         self.listen = list(listen or [])
         # Built inside the running loop (see cli.py), which owns every task and reader.
         self.loop = asyncio.get_running_loop()
-        self.base_env = dict(os.environ)
+        # unitmgr.conf's [Manager] section (config.py): unit defaults, environment, endpoints.
+        self.config = load_manager_config(paths.config_file)
+        log_config_diagnostics(self.config)
+        self.listen += [e for e in self.config.listen if e not in self.listen]
+        self.base_env = {**os.environ, **self.config.environment}
         self.cwd = str(paths.home)
         self.started_at = time.time()
         self.runtimes: dict[str, UnitRuntime] = {}
@@ -51,7 +57,7 @@ class Manager:
         self.reaper: reaper_module.Reaper
         self.transactions = Transactions(self)
         self.context = SpecifierContext.from_environment(self.base_env)
-        self.loader = UnitLoader(unit_dirs, self.context)
+        self.loader = UnitLoader(unit_dirs, self.context, self.config.defaults)
         self.cycles: list[list[str]] = []
         self.listeners: list[Callable[[UnitRuntime], None]] = []
         self.shutdown_requested = asyncio.Event()
@@ -104,23 +110,10 @@ class Manager:
         return sorted(names)
 
     def enablement(self, name: str) -> str:
-        """systemctl's is-enabled word: a `.wants/` or `.requires/` link makes a unit enabled."""
-        template = name.split("@", 1)[0] + "@." + name.rsplit(".", 1)[-1] if "@" in name else None
-        for directory in self.unit_dirs:
-            try:
-                entries = os.listdir(directory)
-            except OSError:
-                continue
-            for entry in entries:
-                if not entry.endswith((".wants", ".requires")):
-                    continue
-                links = directory / entry
-                if (links / name).exists() or (template and (links / name).is_symlink()):
-                    return "enabled"
-        unit = self.runtimes.get(name)
-        if unit is not None and not unit.unit.settings.get("Install"):
-            return "static"
-        return "disabled"
+        """systemctl's is-enabled word for `name` (enablement.py reads the links on disk)."""
+        from unitmgr.manager.enablement import Enablement
+
+        return Enablement(self.unit_dirs, self.context).state(name)
 
     # -- hooks used by the runtimes --------------------------------------
 

@@ -36,6 +36,7 @@ NEEDING_KEYS = ("Wants", "Requires", "Requisite", "BindsTo", "Upholds")
 # Old spellings merged into the current key.
 ALIASES = {"BindsTo": ("BindTo",)}
 _INACTIVE = (ActiveState.INACTIVE, ActiveState.FAILED)
+_RUNNING = (ActiveState.ACTIVE, ActiveState.ACTIVATING, ActiveState.RELOADING)
 
 
 def _explicit(unit: Unit, key: str) -> list[str]:
@@ -155,7 +156,8 @@ class DependencyReactions:
         if runtime.active_state in _INACTIVE or runtime.job is not None:
             return
         for other in self.manager.runtimes.values():
-            if other.active_state in _INACTIVE and other.job is None:
+            starting = other.job is not None and other.job.kind == "start"
+            if other.active_state not in _RUNNING and not starting:
                 continue
             if any(name in dependencies(other.unit, key) for key in NEEDING_KEYS):
                 return

@@ -57,6 +57,7 @@ DEFAULT_STATS_INTERVAL = 1.0
 MIN_STATS_INTERVAL = 0.1
 # A line longer than this is sent in pieces marked partial; the log keeps it whole.
 MAX_EVENT_LINE = 256 * 1024
+MAX_EVENT_RECORDS = 2000
 
 Sender = Callable[[bytes, dict[str, Any]], bool]
 
@@ -72,9 +73,11 @@ class Subscription:
     capacity: int
     interval: float
     seq: int = 0
-    sent: int = 0
+    sent: int = 0  # the seq of the last event sent
     acked: int = 0
-    missed: int = 0
+    in_flight: deque[int] = field(default_factory=deque)  # seqs sent and not acknowledged
+    missed: int = 0  # dropped since the last `dropped` event
+    dropped_total: int = 0
     last_progress: float = field(default_factory=time.monotonic)
     queue: deque[dict[str, Any]] = field(default_factory=deque)
 
@@ -133,6 +136,8 @@ class EventHub:
         if seq > sub.acked:
             sub.acked = min(seq, sub.sent)
             sub.last_progress = time.monotonic()
+            while sub.in_flight and sub.in_flight[0] <= sub.acked:
+                sub.in_flight.popleft()
         self._pump(sub)
         return {}
 
@@ -155,7 +160,7 @@ class EventHub:
     def _remove(self, sub: Subscription, reason: str) -> None:
         if self.subscriptions.pop(sub.sub_id, None) is not None:
             log.info("subscription %d removed: %s (%d events sent, %d dropped)", sub.sub_id, reason,
-                     sub.sent, sub.missed)
+                     sub.sent, sub.dropped_total)
             self._update_producers()
 
     def close(self) -> None:
@@ -176,6 +181,7 @@ class EventHub:
         sub.seq += 1
         if len(sub.queue) >= sub.capacity:
             sub.missed += 1
+            sub.dropped_total += 1
             self.dropped_events += 1
             self._expire_if_stuck(sub)
             return
@@ -186,7 +192,7 @@ class EventHub:
         self._pump(sub)
 
     def _pump(self, sub: Subscription) -> None:
-        while sub.sent - sub.acked < WINDOW:
+        while len(sub.in_flight) < WINDOW:
             if sub.queue:
                 event = sub.queue.popleft()
             elif sub.missed:
@@ -195,6 +201,7 @@ class EventHub:
             else:
                 return
             sub.sent = event["seq"]
+            sub.in_flight.append(sub.sent)
             self.sent_events += 1
             self.send(sub.identity, {"sub": sub.sub_id, **event})
 
@@ -235,10 +242,10 @@ class EventHub:
             if writer.unit not in self._assemblers:
                 assembler = LineAssembler(writer, self._on_lines)
                 self._assemblers[writer.unit] = assembler
-                writer.on_data = assembler.feed
+                writer.follower = assembler.feed
         elif writer.unit in self._assemblers:
             del self._assemblers[writer.unit]
-            writer.on_data = None
+            writer.follower = None
 
     def _on_lines(self, unit: str, lines: list[LogLine]) -> None:
         for sub in list(self.subscriptions.values()):
@@ -248,8 +255,11 @@ class EventHub:
                 self._offer(sub, {})  # counted as dropped; no need to build the records
                 continue
             records = [record_of(line, sub.query.raw) for line in lines if sub.query.accepts(line)]
-            if records:
-                self._offer(sub, {"event": "log", "unit": unit, "records": records})
+            # One read of many short lines is split, so that each event stays
+            # well below the message size cap.
+            for start in range(0, len(records), MAX_EVENT_RECORDS):
+                chunk = records[start:start + MAX_EVENT_RECORDS]
+                self._offer(sub, {"event": "log", "unit": unit, "records": chunk})
 
     def state_changed(self, runtime: UnitRuntime) -> None:
         if not self.subscriptions:
@@ -265,8 +275,12 @@ class EventHub:
         while True:
             interval = min((s.interval for s in self.subscriptions.values() if "stats" in s.streams),
                            default=DEFAULT_STATS_INTERVAL)
-            self.publish("stats", None, {"event": "stats", "time": time.time(),
-                                         "units": self._unit_figures(previous)})
+            try:
+                figures = self._unit_figures(previous)
+            except Exception:
+                log.exception("sampling unit statistics failed; trying again in %g s", interval)
+            else:
+                self.publish("stats", None, {"event": "stats", "time": time.time(), "units": figures})
             await asyncio.sleep(interval)
 
     def _unit_figures(self, previous: dict[str, tuple[float, float]]) -> dict[str, Any]:
@@ -368,6 +382,6 @@ def attach_events(manager: Manager, handler: Any, server: Any) -> EventHub:
         "ack": hub.ack,
     })
     manager.listeners.append(hub.state_changed)
-    manager.logs.on_writer = hub.attach_writer
+    manager.logs.writer_callbacks.append(hub.attach_writer)
     server.on_stop.append(hub.close)
     return hub

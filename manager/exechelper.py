@@ -3,15 +3,17 @@
 Run as `python -I -S exechelper.py --spec-fd N` by the manager (or with the
 JSON spec as its argument, by hand) when a unit needs something
 `os.posix_spawn` cannot set before exec (cgroup, working directory, umask,
-rlimits, nice level, CPU affinity, I/O priority, OOM score adjustment). Only the standard library is imported, and the interpreter
-starts without site-packages, so this costs about 10 ms per spawn.
+rlimits, nice level, CPU affinity, I/O priority, OOM score adjustment).
+Only the standard library is imported, and the interpreter starts without
+site-packages, so this costs about 10 ms per spawn.
 
 Steps run in systemd's order: cgroup, rlimits, working directory, nice,
 CPU affinity, I/O priority, umask, OOM score adjustment. A failed step
 exits with systemd's exit code for it (200 CHDIR, 201 NICE, 203 EXEC,
-205 LIMITS, 206 OOM_ADJUST, 211 IOPRIO, 215 CPUAFFINITY, 219 CGROUP) after
-writing the code, the step's name, the errno and a reason to the status
-pipe, so the manager can tell "could not start" from "ran and exited".
+205 LIMITS, 206 OOM_ADJUST, 211 IOPRIO, 215 CPUAFFINITY, 219 CGROUP).
+Before exiting it writes the code, the step's name, the errno and a reason
+to the status pipe, so the manager can tell "could not start" from "ran and
+exited".
 After a successful exec the pipe is closed by O_CLOEXEC and the manager
 reads EOF.
 """
@@ -57,9 +59,9 @@ def limit_value(value: int | None) -> int:
 def check_hard_limit(name: str, hard: int) -> OSError | None:
     """Return an error when `hard` is above the hard limit this process inherited from the manager.
 
-    Raising a hard limit needs CAP_SYS_RESOURCE. A user manager never has it,
-    so the start fails here the same way whether or not the manager runs as
-    root, instead of depending on who started it.
+    Raising a hard limit needs CAP_SYS_RESOURCE, which an unprivileged user
+    manager lacks. Checking here makes the start fail the same way whether or
+    not the manager runs as root.
     """
     _soft, own_hard = resource.getrlimit(getattr(resource, name))
     if own_hard == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and hard <= own_hard):

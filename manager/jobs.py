@@ -120,6 +120,8 @@ def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 class Transactions:
     def __init__(self, manager: Manager):
         self.manager = manager
+        # Transactions whose requested jobs are done but whose pulled-in jobs still run.
+        self._background: set[asyncio.Future] = set()
 
     def _closure(self, names: list[str]) -> dict[str, UnitRuntime]:
         found: dict[str, UnitRuntime] = {}
@@ -194,8 +196,16 @@ class Transactions:
                 result = "failed"
             futures[name].set_result(result)
 
-        await asyncio.gather(*(start_one(name) for name in units))
-        return {name: futures[name].result() for name in units}
+        everything = asyncio.ensure_future(asyncio.gather(*(start_one(name) for name in units)))
+        self._background.add(everything)
+        everything.add_done_callback(self._background.discard)
+        # Reply once the requested units' jobs are done; pulled-in units may still be starting.
+        requested = [futures[name] for name in names if name in futures]
+        if requested:
+            await asyncio.wait(requested)
+        else:
+            await asyncio.shield(everything)
+        return {name: future.result() for name, future in futures.items() if future.done()}
 
     async def _start_one(self, runtime: UnitRuntime, befores: set[str],
                          futures: dict[str, asyncio.Future[str]], units: dict[str, UnitRuntime]) -> str:

@@ -84,14 +84,19 @@ class LimitWatcher:
     def check(self, unit: str) -> None:
         runtime = self.tracker.manager.runtimes.get(unit)
         entry = self.tracker.units.get(unit)
-        if runtime is None or entry is None or runtime.active_state is not ActiveState.ACTIVE:
+        if runtime is None or entry is None:
+            return
+        if runtime.active_state not in (ActiveState.ACTIVE, ActiveState.ACTIVATING):
             return
         sample = self.tracker.sample(runtime, detailed=False)
         settings = entry.settings
         if entry.enforced_by.get("MemoryMax") == "manager" and settings.memory_max is not None \
                 and sample.memory > settings.memory_max:
-            self._memory_exceeded(runtime, sample, settings.memory_max)
-            return
+            # TODO: a unit still activating (a running Type=oneshot) is not killed:
+            # kill_for_result() only ends active units.
+            if runtime.active_state is ActiveState.ACTIVE:
+                self._memory_exceeded(runtime, sample, settings.memory_max)
+                return
         if entry.enforced_by.get("TasksMax") == "manager" and settings.tasks_max is not None \
                 and sample.tasks > settings.tasks_max:
             self._tasks_exceeded(runtime, sample, settings.tasks_max)
@@ -116,6 +121,13 @@ class LimitWatcher:
                 continue
             victims.append(process.pid)
             excess -= process.threads
+        if not victims:
+            # Only the main process's own threads are over the limit; killing it is a stop.
+            if self.tracker.units[name].limit_hit is None:
+                log.warning("%s: %d tasks is above TasksMax=%d, all in the main process; not enforced",
+                            name, sample.tasks, limit)
+                self.tracker.record_hit(name, "TasksMax", limit, sample.tasks, "none: the main process's threads")
+            return
         log.warning("%s: %d tasks is above TasksMax=%d; killing the %d newest process(es): %s",
                     name, sample.tasks, limit, len(victims), " ".join(map(str, victims)))
         for pid in victims:

@@ -25,9 +25,11 @@ import os
 import socket
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unitmgr.units.model import Unit
+from unitmgr.units.syntax import lex
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +141,45 @@ def parse_address(setting: str, value: str) -> ListenAddress:
 
 
 def unit_addresses(unit: Unit) -> list[ListenAddress]:
-    """Every Listen*= of a socket unit, parsed, in the order of the settings table."""
-    found = []
-    for setting in LISTEN_SETTINGS:
-        for value in unit.get("Socket", setting) or []:
-            found.append(parse_address(setting, value))
+    """Return every Listen*= of a socket unit, parsed, in the order of the unit's files."""
+    values = {setting: list(unit.get("Socket", setting) or []) for setting in LISTEN_SETTINGS}
+    order = _settings_in_file_order(unit, values)
+    found = [parse_address(setting, values[setting].pop(0)) for setting in order]
     if not found:
         raise ListenError(f"{unit.name} has no Listen*= setting; add ListenStream=, ListenDatagram=, "
                           "ListenSequentialPacket= or ListenFIFO=")
     return found
+
+
+def _settings_in_file_order(unit: Unit, values: dict[str, list[str]]) -> list[str]:
+    """Return one setting name per value, interleaved as the assignments appear in the files.
+
+    systemd passes the descriptors in file order across the Listen*= kinds,
+    while the unit model keeps the order within each key only, so the
+    fragment and its drop-ins are lexed again for the sequence of keys. An
+    empty assignment resets its key. When the files cannot be read or no
+    longer match, the settings table's order is used.
+    """
+    table_order = [setting for setting, found in values.items() for _ in found]
+    sequence: list[str] = []
+    for path in [unit.fragment_path, *unit.dropin_paths]:
+        if not path:
+            continue
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            return table_order
+        for assignment in lex(text, path, ("Unit", "Socket", "Install")).assignments:
+            if assignment.section != "Socket" or assignment.key not in LISTEN_SETTINGS:
+                continue
+            if assignment.value.strip():
+                sequence.append(assignment.key)
+            else:
+                sequence = [key for key in sequence if key != assignment.key]
+    counts = {setting: sequence.count(setting) for setting in LISTEN_SETTINGS}
+    if any(counts[setting] != len(found) for setting, found in values.items()):
+        return table_order
+    return sequence
 
 
 def _int_option(unit: Unit, key: str) -> int | None:

@@ -64,23 +64,15 @@ def parse_keep_files(text: str, key: str) -> int:
 
 def read_manager_config(path: Path) -> LogDefaults:
     """Read `[Manager] LogMaxBytes=/LogKeepFiles=` from `path`; a missing file gives the defaults."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return LogDefaults()
-    except (OSError, UnicodeDecodeError) as exc:
-        log.warning("could not read %s: %s; using the default log settings", path, exc)
-        return LogDefaults()
-    values = _manager_section(text)
-    max_bytes, keep_files = DEFAULT_MAX_BYTES, DEFAULT_KEEP_FILES
-    try:
-        if "LogMaxBytes" in values:
-            max_bytes = parse_max_bytes(values["LogMaxBytes"], "LogMaxBytes")
-        if "LogKeepFiles" in values:
-            keep_files = parse_keep_files(values["LogKeepFiles"], "LogKeepFiles")
-    except LogConfigError as exc:
-        log.warning("%s: %s", path, exc)
-    return LogDefaults(max_bytes, keep_files)
+    # The whole file is read by manager/config.py (one loader for every [Manager] key);
+    # this logs the problems with the log keys, Manager logs the others.
+    from unitmgr.manager.config import load_manager_config
+
+    config = load_manager_config(path)
+    for diagnostic in config.diagnostics:
+        if diagnostic.key.startswith("Log"):
+            log.warning("%s", diagnostic)
+    return LogDefaults(config.log_max_bytes, config.log_keep_files)
 
 
 def _manager_section(text: str) -> dict[str, str]:

@@ -24,42 +24,33 @@ from __future__ import annotations
 
 import errno
 import logging
-import mmap
 import os
-import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the users of the store
+    EOF_FLAG,
+    META_FLAG,
+    RECORD,
+    STDERR,
+    STDOUT,
+    STREAM_MASK,
+    STREAM_NAMES,
+    LogLine,
+    file_name,
+)
+from unitmgr.manager.logreader import last_time, read_lines
 
-# offset (u64), time (f64), length (u32), pid (u32), flags (u8), padding.
-RECORD = struct.Struct("<QdIIB3x")
-STDOUT, STDERR = 1, 2
-STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
-STREAM_MASK = 0x0F
-META_FLAG = 0x40
-EOF_FLAG = 0x80
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_KEEP_FILES = 4
+# Seconds between checks that the log files still have their names.
+CHECK_INTERVAL = 0.2
 # Maximum length in bytes of a stored identifier; longer ones are cut.
 MAX_IDENTIFIER = 64
-
-
-@dataclass
-class LogLine:
-    unit: str
-    time: float
-    stream: str
-    pid: int
-    data: bytes
-    # The last line of a stream that had no newline.
-    partial: bool = False
-    identifier: str = ""
-    # A partial line whose stream has not reached EOF yet: more may follow.
-    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,11 +62,6 @@ class UnitLogOptions:
     identifier: str = ""
 
 
-def _file_name(unit: str) -> str:
-    # Unit names cannot contain '/', but guard against a crafted one anyway.
-    return unit.replace("/", "\\x2f")
-
-
 def process_name(pid: int) -> str:
     """Return the kernel's name of a process (comm), or "" when it is gone."""
     try:
@@ -83,6 +69,9 @@ def process_name(pid: int) -> str:
             return f.read().strip().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+DataListener = Callable[[bytes, int, int, float, bool], None]
 
 
 class UnitLog:
@@ -94,18 +83,29 @@ class UnitLog:
         self.max_bytes = max_bytes
         self.keep_files = keep_files
         self.identifier = ""
-        self.base = directory / _file_name(unit)
+        self.base = directory / file_name(unit)
         self.data_fd = -1
         self.index_fd = -1
         self.size = 0
         self.dropped_bytes = 0
+        self.stored_bytes = 0  # output bytes stored since the manager started
         self.reopened = 0
         self.last_error = ""
         self._last_error_log = 0.0
+        self._last_check = 0.0
+        self.check_interval = CHECK_INTERVAL
         self._names: dict[int, str] = {}
         self._announced: set[int] = set()
-        # Set by the event hub while someone follows this unit's log.
-        self.on_data: Callable[[bytes, int, int, float, bool], None] | None = None
+        # Called with (data, stream, pid, time, eof) for every read: `on_data`
+        # by whoever copies output elsewhere, `follower` by the event hub while
+        # someone follows this unit's log.
+        self.on_data: DataListener | None = None
+        self.follower: DataListener | None = None
+
+    @property
+    def wants_data(self) -> bool:
+        """Tell whether someone needs the bytes of each read, so splice(2) cannot be used."""
+        return self.on_data is not None or self.follower is not None
 
     def configure(self, options: UnitLogOptions) -> None:
         self.max_bytes = max(options.max_bytes, 4096)
@@ -127,7 +127,11 @@ class UnitLog:
             self.data_fd = -1
             raise
         self.size = os.fstat(self.data_fd).st_size
+        if self.size == 0 and os.fstat(self.index_fd).st_size:
+            # The index describes a data file that is gone.
+            os.ftruncate(self.index_fd, 0)
         self._announced.clear()
+        self._last_check = time.monotonic()
 
     def close(self) -> None:
         for fd in (self.data_fd, self.index_fd):
@@ -139,10 +143,14 @@ class UnitLog:
         if self.data_fd < 0:
             self._open()
             return
-        # Someone deleted or moved the file: start a new one rather than
-        # writing into an unlinked inode nobody can read.
-        if os.fstat(self.data_fd).st_nlink == 0 or os.fstat(self.index_fd).st_nlink == 0:
-            log.warning("log file of %s was removed; opening a new one", self.unit)
+        now = time.monotonic()
+        if now - self._last_check < self.check_interval:
+            return
+        self._last_check = now
+        # Someone deleted or moved a file: start new ones rather than writing
+        # into an inode that no longer has this name.
+        if not (_same_file(f"{self.base}.log", self.data_fd) and _same_file(f"{self.base}.idx", self.index_fd)):
+            log.warning("log file of %s was removed or moved; opening a new one", self.unit)
             self.reopened += 1
             self.close()
             self._open()
@@ -197,10 +205,13 @@ class UnitLog:
         try:
             self._prepare(pid)
             self._append_record(data, stream | (EOF_FLAG if eof else 0), pid, stamp)
+            self.stored_bytes += len(data)
         except OSError as exc:
             self._failed(len(data), pid, exc)
         if self.on_data is not None:
             self.on_data(data, stream, pid, stamp, eof)
+        if self.follower is not None:
+            self.follower(data, stream, pid, stamp, eof)
 
     def splice_from(self, pipe_fd: int, count: int, stream: int, pid: int) -> int:
         """Move up to `count` bytes from a pipe into the log without copying them through Python.
@@ -215,6 +226,7 @@ class UnitLog:
         if moved:
             os.write(self.index_fd, RECORD.pack(self.size, stamp, moved, pid, stream))
             self.size += moved
+            self.stored_bytes += moved
         return moved
 
     def _failed(self, length: int, pid: int, exc: OSError) -> None:
@@ -233,6 +245,16 @@ class UnitLog:
     def count_failure(self, length: int, pid: int, exc: OSError) -> None:
         """Record `length` bytes that a caller could not store."""
         self._failed(length, pid, exc)
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """Tell whether `path` still names the file open as `fd`."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:
@@ -270,8 +292,9 @@ class LogStore:
         self._writers: dict[str, UnitLog] = {}
         # Returns a unit's own settings; set by the manager (see logconfig.py).
         self.unit_options: Callable[[str], UnitLogOptions] | None = None
-        # Called with each new writer, so followers can attach to it.
+        # Called with each new writer, so listeners can attach to it.
         self.on_writer: Callable[[UnitLog], None] | None = None
+        self.writer_callbacks: list[Callable[[UnitLog], None]] = []
 
     def options_for(self, unit: str) -> UnitLogOptions:
         if self.unit_options is not None:
@@ -284,6 +307,8 @@ class LogStore:
         if writer is None:
             writer = UnitLog(self.directory, unit, self.max_bytes, self.keep_files)
             self._writers[unit] = writer
+            for callback in self.writer_callbacks:
+                callback(writer)
             if self.on_writer is not None:
                 self.on_writer(writer)
         writer.configure(self.options_for(unit))
@@ -301,11 +326,12 @@ class LogStore:
         return writer.dropped_bytes if writer else 0
 
     def status_fields(self, unit: str) -> dict[str, object]:
-        """Return the log figures `status` shows: bytes lost, files reopened, the last error."""
+        """Return the log figures `status` shows: bytes stored and lost, files reopened, the last error."""
         writer = self._writers.get(unit)
         if writer is None:
-            return {"log_write_errors": 0, "log_reopened": 0, "log_last_error": ""}
+            return {"log_bytes": 0, "log_write_errors": 0, "log_reopened": 0, "log_last_error": ""}
         return {
+            "log_bytes": writer.stored_bytes,
             "log_write_errors": writer.dropped_bytes,
             "log_reopened": writer.reopened,
             "log_last_error": writer.last_error,
@@ -324,109 +350,25 @@ class LogStore:
     ) -> list[LogLine]:
         """Return the last `lines` lines (0: all) accepted by `accept`, oldest first.
 
-        Files whose last record is older than `since` are not read."""
+        With `since`, only lines completed at or after that time; older files are not read."""
         result: list[LogLine] = []
         for data_path, index_path in self._files(unit):
-            if since is not None and _last_time(index_path) < since:
+            if since is not None and last_time(index_path) < since:
                 break
-            chunk = [line for line in lines_of_file(unit, data_path, index_path)
-                     if accept is None or accept(line)]
-            result = chunk + result
+            needed = lines - len(result) if lines else 0
+            try:
+                found = read_lines(unit, data_path, index_path, needed, since, accept)
+            except FileNotFoundError:
+                continue  # rotated or deleted while being read
+            result = found + result
             if lines and len(result) >= lines:
                 break
         return result[-lines:] if lines else result
 
     def _files(self, unit: str) -> list[tuple[Path, Path]]:
         """Return the unit's (data, index) file pairs, newest first."""
-        base = self.directory / _file_name(unit)
+        base = self.directory / file_name(unit)
         files = [(Path(f"{base}.log"), Path(f"{base}.idx"))]
         for number in range(1, _last_number(base) + 1):
             files.append((Path(f"{base}.log.{number}"), Path(f"{base}.idx.{number}")))
         return [(d, i) for d, i in files if d.exists() and i.exists()]
-
-
-def _last_time(index_path: Path) -> float:
-    try:
-        with open(index_path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            usable = size - size % RECORD.size
-            if not usable:
-                return 0.0
-            f.seek(usable - RECORD.size)
-            return RECORD.unpack(f.read(RECORD.size))[1]
-    except OSError:
-        return 0.0
-
-
-def _read_records(index_path: Path) -> Iterator[tuple[int, float, int, int, int]]:
-    data = index_path.read_bytes()
-    usable = len(data) - len(data) % RECORD.size
-    yield from RECORD.iter_unpack(data[:usable])
-
-
-class _Pending:
-    """The unfinished line of one stream while a file is read."""
-
-    __slots__ = ("parts", "pid", "time")
-
-    def __init__(self, pid: int, stamp: float):
-        self.parts: list[bytes] = []
-        self.pid = pid
-        self.time = stamp
-
-
-def lines_of_file(unit: str, data_path: Path, index_path: Path) -> Iterator[LogLine]:
-    """Rebuild the lines of one data file from its index."""
-    with open(data_path, "rb") as data_file:
-        size = os.fstat(data_file.fileno()).st_size
-        if size == 0:
-            data: bytes | mmap.mmap = b""
-        else:
-            data = mmap.mmap(data_file.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            yield from _rebuild_lines(unit, data, _read_records(index_path))
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
-
-
-def _rebuild_lines(
-    unit: str, data: bytes | mmap.mmap, records: Iterator[tuple[int, float, int, int, int]]
-) -> Iterator[LogLine]:
-    names: dict[int, str] = {}
-    pending: dict[int, _Pending] = {}
-    for offset, stamp, length, pid, flags in records:
-        chunk = data[offset:offset + length] if length else b""
-        if flags & META_FLAG:
-            names[pid] = chunk.decode("utf-8", "replace")
-            continue
-        stream = flags & STREAM_MASK
-        name = STREAM_NAMES.get(stream, "stdout")
-        state = pending.get(stream)
-        if state is None:
-            state = pending[stream] = _Pending(pid, stamp)
-        if not state.parts:
-            state.pid = pid
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            state.parts.append(chunk[start:end])
-            yield LogLine(unit, stamp, name, state.pid, b"".join(state.parts),
-                          identifier=names.get(state.pid, ""))
-            state.parts = []
-            state.pid = pid
-            start = end + 1
-        if start < len(chunk):
-            state.parts.append(chunk[start:])
-        state.time = stamp
-        if flags & EOF_FLAG and state.parts:
-            yield LogLine(unit, stamp, name, state.pid, b"".join(state.parts), partial=True,
-                          identifier=names.get(state.pid, ""))
-            state.parts = []
-    for stream, state in pending.items():
-        if state.parts:
-            yield LogLine(unit, state.time, STREAM_NAMES.get(stream, "stdout"), state.pid,
-                          b"".join(state.parts), partial=True, pending=True,
-                          identifier=names.get(state.pid, ""))

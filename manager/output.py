@@ -71,7 +71,7 @@ class PipeReader:
         for _ in range(READS_PER_WAKEUP):
             if self.read_fd < 0:
                 return
-            if self.splice and self.writer.on_data is None:
+            if self.splice and not self.writer.wants_data:
                 more = self._splice()
             else:
                 more = self._read()

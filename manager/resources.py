@@ -4,9 +4,9 @@ The manager creates one `ResourceTracker` at start-up. It chooses a mode
 once and logs it:
 
 - `cgroup`: the manager may create cgroups in a cgroup v2 hierarchy. Each
-  unit gets its own cgroup, which every process enters before exec; limits
-  whose controller is enabled are written to it and the kernel enforces
-  them; stopping ends with `cgroup.kill` and removes the cgroup.
+  unit gets its own cgroup, which every process enters before exec. Limits
+  whose controller is enabled are written to it, so the kernel enforces
+  them. A stop ends with `cgroup.kill` and removes the cgroup.
 - `process`: no usable hierarchy, or `--no-cgroups`. A unit's processes are
   its sessions and their descendants (see processes.py).
 
@@ -49,7 +49,8 @@ KERNEL_FILES = {
     "IOWeight": ("io", "io.weight"),
 }
 MANAGER_ENFORCED = ("MemoryMax", "TasksMax")
-# A CPU % from two samples further apart than this is too stale to show.
+# CPU % is taken over at least CPU_MIN_WINDOW and at most CPU_WINDOW seconds.
+CPU_MIN_WINDOW = 0.25
 CPU_WINDOW = 10.0
 # How long `top` waits for a second sample when it has no recent first one.
 TOP_SAMPLE_DELAY = 0.5
@@ -57,7 +58,7 @@ TOP_SAMPLE_DELAY = 0.5
 
 @dataclass
 class UnitResources:
-    """What the tracker keeps per unit between samples."""
+    """Per-unit state that the tracker keeps between samples."""
 
     # None until the first look at the unit, so that "" (never started) also counts as new.
     invocation_id: str | None = None
@@ -200,23 +201,50 @@ class ResourceTracker:
         self.watcher.unwatch(runtime.name)
         if self.tree is None:
             return
-        if runtime.sub_state == "stop-sigkill":
+        # KillMode=process and none leave the other processes running, as systemd does.
+        kill_all = runtime.unit.get("Service", "KillMode") in (None, "control-group", "mixed")
+        if runtime.sub_state == "stop-sigkill" and kill_all:
             self.tree.kill(runtime.name)
         elif state in (ActiveState.INACTIVE, ActiveState.FAILED) or runtime.sub_state == "auto-restart":
-            self._release_cgroup(runtime.name, entry)
+            self._note_kernel_oom(runtime, entry)
+            self._release_cgroup(runtime.name, entry, kill=kill_all)
 
-    def _release_cgroup(self, unit: str, entry: UnitResources, attempts: int = 40) -> None:
-        """Kill what is left in the unit's cgroup and remove it, retrying while the kernel reports it busy."""
-        if entry.cgroup is None or self.tree is None:
+    def _note_kernel_oom(self, runtime: UnitRuntime, entry: UnitResources) -> None:
+        """Report a kill by the kernel's OOM killer inside the unit's cgroup as result `oom-kill`."""
+        # TODO: untested here: this machine's cgroup v2 hierarchy has no memory controller.
+        if self.tree is None or entry.cgroup is None or entry.enforced_by.get("MemoryMax") != "kernel":
             return
-        if self.tree.pids(unit):
-            log.info("%s: killing %d process(es) left in its cgroup", unit, len(self.tree.pids(unit)))
+        kills = self.tree.read_keyed(runtime.name, "memory.events").get("oom_kill", 0)
+        if kills and runtime.result in ("signal", "success"):
+            runtime.result = "oom-kill"
+            entry.limit_hit = {"name": "MemoryMax", "value": entry.settings.memory_max, "observed": None,
+                               "enforced_by": "kernel", "action": f"the kernel killed {kills} process(es)",
+                               "time": time.time()}
+
+    def _release_cgroup(self, unit: str, entry: UnitResources, attempts: int = 40,
+                        invocation: str | None = None, kill: bool = True) -> None:
+        """Kill what is left in the unit's cgroup and remove it, retrying while the kernel reports it busy.
+
+        Without `kill`, processes left behind keep the cgroup, which the next
+        start reuses and the manager's shutdown removes.
+        """
+        if invocation is None:
+            invocation = entry.invocation_id
+        if entry.cgroup is None or self.tree is None or invocation != entry.invocation_id:
+            # Gone already, or a new invocation (a restart) has taken the cgroup over.
+            return
+        left = self.tree.pids(unit)
+        if left and not kill:
+            log.info("%s: %d process(es) left in its cgroup (KillMode=)", unit, len(left))
+            return
+        if left:
+            log.info("%s: killing %d process(es) left in its cgroup", unit, len(left))
             self.tree.kill(unit)
         if self.tree.remove(unit):
             entry.cgroup = None
             return
         if attempts > 0:
-            self.manager.loop.call_later(0.05, self._release_cgroup, unit, entry, attempts - 1)
+            self.manager.loop.call_later(0.05, self._release_cgroup, unit, entry, attempts - 1, invocation, kill)
         else:
             log.warning("%s: its cgroup %s could not be removed", unit, self.tree.path(unit))
 
@@ -234,7 +262,12 @@ class ResourceTracker:
         sample = sample_unit(self.unit_pids(runtime), detailed)
         entry = self.units.get(runtime.name)
         if entry is not None:
-            entry.previous_sample, entry.last_sample = entry.last_sample, sample
+            last = entry.last_sample
+            # Keep the older reference sample when the last one is very recent,
+            # so that CPU % is never taken over a few milliseconds.
+            if last is None or entry.previous_sample is None or sample.time - last.time >= CPU_MIN_WINDOW:
+                entry.previous_sample = last
+            entry.last_sample = sample
             entry.memory_peak = max(entry.memory_peak, sample.memory)
         return sample
 

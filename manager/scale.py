@@ -48,7 +48,7 @@ def template_prefix(text: str) -> str:
 
 
 def parse_count(value: Any, current: int) -> int:
-    """An absolute count (4, "4") or a step ("+1", "-2") applied to `current`."""
+    """Return the new count: an absolute count (4, "4") or a step ("+1", "-2") applied to `current`."""
     if isinstance(value, bool):
         value = None
     if isinstance(value, int):
@@ -144,14 +144,18 @@ class Scaler:
         return jobs
 
     async def scale(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The `scale` command: args {"unit": "web", "count": 4 | "+1" | "-1"}."""
-        unit = args.get("unit")
+        """Serve the `scale` command: args {"unit": "web", "count": 4 | "+1" | "-1"} or {"unit", "delta": 1}."""
+        unit = args.get("unit", args.get("template"))
         if not isinstance(unit, str):
             raise ProtocolError(protocol.BAD_REQUEST, "'unit' must be a template name such as 'web'")
         prefix = template_prefix(unit)
         self._check_template(prefix)
         previous = self.current(prefix)
-        count = parse_count(args.get("count"), previous)
+        requested = args.get("count")
+        delta = args.get("delta")
+        if requested is None and isinstance(delta, int) and not isinstance(delta, bool):
+            requested = f"{delta:+d}"
+        count = parse_count(requested, previous)
         self.counts[prefix] = count
         self.store.save(self.counts)
         jobs = await self.apply(prefix, count)

@@ -254,6 +254,7 @@ class ServiceRuntime(UnitRuntime):
         self.control_pids = set()
         self.control_records = []
         self.main_pid = 0
+        self.main_exit = None
         self.main_exited = None
         self.started_ok = False
         self.self_stopping = False
@@ -571,6 +572,7 @@ class ServiceRuntime(UnitRuntime):
             if pid != self.main_pid or invocation != self.invocation_id:
                 return
             self.main_exit = status
+            self.main_pid = 0
             log.info("%s: main process %d exited, code=%s, status=%d/%s", self.name, pid, status.code,
                      status.status, status_name(status))
             if self.stopping:

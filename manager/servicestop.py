@@ -152,7 +152,7 @@ class StopSequence:
                 finally:
                     waited.close()
                 return True
-            if mode == "mixed" and first:
+            if mode == "mixed":
                 waited = ProcessSet(self.service.manager.loop, self.service.name)
                 waited.add(first)
                 try:

@@ -39,7 +39,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from unitmgr.manager.listen import Listener, ListenError, ListenOptions, open_listener, unit_addresses
+from unitmgr.manager.listen import (
+    ListenAddress,
+    Listener,
+    ListenError,
+    ListenOptions,
+    open_listener,
+    unit_addresses,
+)
 from unitmgr.manager.states import ActiveState
 from unitmgr.manager.unitbase import UnitRuntime
 from unitmgr.units.model import Unit
@@ -79,13 +86,19 @@ class SocketRegistry:
     def __init__(self, manager: Manager):
         self.manager = manager
         self.connections: dict[str, Connection] = {}
+        self.units: dict[str, SocketRuntime] = {}
         manager.listeners.append(self.on_state_change)
 
+    def add(self, runtime: SocketRuntime) -> None:
+        self.units[runtime.name] = runtime
+
     def sockets(self) -> list[SocketRuntime]:
-        return [r for r in self.manager.runtimes.values() if isinstance(r, SocketRuntime)]
+        """Return the socket runtimes the manager still has (daemon-reload may drop some)."""
+        runtimes = self.manager.runtimes
+        return [sock for name, sock in self.units.items() if runtimes.get(name) is sock]
 
     def on_state_change(self, runtime: UnitRuntime) -> None:
-        if isinstance(runtime, SocketRuntime):
+        if isinstance(runtime, SocketRuntime) or not self.units:
             return
         for sock in self.sockets():
             sock.service_changed(runtime)
@@ -112,6 +125,7 @@ class SocketRuntime(UnitRuntime):
         self._triggers: deque[float] = deque()
         self._passive_logged = False
         self.registry = registry(manager)
+        self.registry.add(self)
 
     # -- settings ---------------------------------------------------------
 
@@ -127,7 +141,7 @@ class SocketRuntime(UnitRuntime):
         return self.setting("FileDescriptorName") or ("connection" if self.accept else self.name)
 
     def service_name(self) -> str:
-        """The unit this socket activates: Service=, or the template for Accept=yes."""
+        """Return the unit this socket activates: Service=, or the template for Accept=yes."""
         stem = self.name.rsplit(".", 1)[0]
         if self.accept:
             return f"{stem.split('@', 1)[0]}@.service"
@@ -171,7 +185,9 @@ class SocketRuntime(UnitRuntime):
         opened: list[Listener] = []
         try:
             options = ListenOptions.from_unit(self.unit)
-            for address in unit_addresses(self.unit):
+            addresses = unit_addresses(self.unit)
+            self._check_accept(addresses)
+            for address in addresses:
                 opened.append(open_listener(address, options))
         except ListenError as exc:
             for listener in opened:
@@ -186,6 +202,14 @@ class SocketRuntime(UnitRuntime):
         self.set_state(ActiveState.ACTIVE, "listening", result="success")
         self.update_watch()
         return True
+
+    def _check_accept(self, addresses: list[ListenAddress]) -> None:
+        if not self.accept:
+            return
+        for address in addresses:
+            if address.sock_type not in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+                raise ListenError(f"{address}: Accept=yes needs connection sockets (ListenStream= or "
+                                  "ListenSequentialPacket=); remove Accept=yes or this setting")
 
     def stop_listening(self) -> None:
         self._unwatch()
@@ -204,7 +228,8 @@ class SocketRuntime(UnitRuntime):
 
     def update_watch(self) -> None:
         """Watch the sockets exactly while traffic should start something."""
-        if self.active_state is not ActiveState.ACTIVE or not self.listeners:
+        if self.active_state is not ActiveState.ACTIVE or not self.listeners or self._shutting_down():
+            # While the manager shuts down, traffic must not start what it stops.
             self._unwatch()
             return
         if self.accept:
@@ -254,7 +279,13 @@ class SocketRuntime(UnitRuntime):
         self._triggers.append(now)
         return len(self._triggers) <= burst
 
+    def _shutting_down(self) -> bool:
+        return self.manager.shutdown_requested.is_set()
+
     def _on_readable(self, listener: Listener) -> None:
+        if self._shutting_down():
+            self._unwatch()
+            return
         if not self._trigger_allowed():
             self._fail("trigger-limit-hit", "trigger limit hit (TriggerLimitBurst= within "
                        "TriggerLimitIntervalSec=), refusing further activation; reset-failed and start it again")
@@ -351,6 +382,7 @@ class SocketRuntime(UnitRuntime):
         data.update(
             listen=self.listen_info(),
             triggers=[self.service_name()],
+            accept=self.accept,
             accepted=self.n_accepted,
             connections=len(self.instances),
             socket_error=self.error,

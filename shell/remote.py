@@ -24,7 +24,8 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,50 +113,96 @@ def loopback_address(host: str) -> str | None:
     return "127.0.0.1" if address.version == 4 else "::1"
 
 
-class RemoteClient(Client):
-    """A Client whose endpoint is a tunnel over SSH; closing it closes the SSH connection."""
+class SSHLink:
+    """One SSH connection to a host's manager, shared by the clients opened through it.
 
-    def __init__(self, host: str, connection: paramiko.SSHClient, tunnel: Tunnel,
-                 server_key: bytes, pair: keyfiles.KeyPair, options: RemoteOptions):
+    Each client takes a reference with `acquire()` and gives it back when it
+    closes; the connection closes with the last reference."""
+
+    def __init__(self, host: str, connection: paramiko.SSHClient, endpoint: RemoteEndpoint,
+                 options: RemoteOptions):
         self.host = host
         self.connection = connection
-        self.tunnel = tunnel
-        self.channel_kind = ""  # "bridge" or "direct-tcpip"
-        super().__init__(tunnel.endpoint, server_key, pair.public, pair.secret,
-                         timeout=options.timeout, connect_timeout=options.connect_timeout,
-                         client_pub_file=str(keyfiles.key_files(options.paths, "client")[1]))
+        self.endpoint = endpoint
+        self.channel_kind, self.open_channel = channel_opener(connection, endpoint, options)
+        self._users = 0
+        self._closed = False
+        self._lock = threading.Lock()
 
-    def ssh_alive(self) -> bool:
+    def alive(self) -> bool:
         transport = self.connection.get_transport()
         return transport is not None and transport.is_active()
+
+    def acquire(self) -> bool:
+        """Take a reference; return False when the connection is closed or lost."""
+        with self._lock:
+            if self._closed or not self.alive():
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0 or self._closed:
+                return
+            self._closed = True
+        ssh.close(self.connection)
+
+
+class RemoteClient(Client):
+    """A Client whose endpoint is a tunnel over an SSH link; it holds one reference to the link."""
+
+    def __init__(self, link: SSHLink, tunnel: Tunnel, pair: keyfiles.KeyPair, options: RemoteOptions):
+        self.host = link.host
+        self.link = link
+        self.tunnel = tunnel
+        self.channel_kind = link.channel_kind  # "bridge" or "direct-tcpip"
+        super().__init__(tunnel.endpoint, link.endpoint.server_key, pair.public, pair.secret,
+                         timeout=options.timeout, connect_timeout=options.connect_timeout,
+                         client_pub_file=str(keyfiles.key_files(options.paths, "client")[1]))
+        # Client uses `endpoint` only in messages once connected: name the host, not the tunnel.
+        self.tunnel_endpoint = self.endpoint
+        self.endpoint = f"{self.host} (through SSH)"
+
+    @property
+    def connection(self) -> paramiko.SSHClient:
+        return self.link.connection
 
     def request(self, cmd: str, args: dict[str, Any] | None = None,
                 timeout: float | None = None) -> dict[str, Any]:
         try:
             return super().request(cmd, args, timeout)
         except ClientError as exc:
-            raise self._explain(exc, cmd) from None
+            raise self._explain(exc, f"before the reply to '{cmd}' arrived") from None
 
-    def _explain(self, exc: ClientError, cmd: str) -> ClientError:
-        """Name the host instead of the local tunnel socket in an error."""
-        if not self.ssh_alive() and exc.kind in ("connection-lost", "timeout", "no-manager"):
+    def iter_events(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        try:
+            yield from super().iter_events(timeout)
+        except ClientError as exc:
+            raise self._explain(exc, "while following events") from None
+
+    def _explain(self, exc: ClientError, when: str) -> ClientError:
+        """Report a lost SSH connection as such, and name --authorize for a rejected key."""
+        if not self.link.alive() and exc.kind in ("connection-lost", "timeout", "no-manager"):
             return ClientError(
                 "connection-lost",
-                f"the SSH connection to {self.host} was lost before the reply to '{cmd}' arrived; "
-                f"the command may have run there. Check with: unitsh {self.host} -c status",
+                f"the SSH connection to {self.host} was lost {when}; a command sent may have "
+                f"run there. Check with: unitsh {self.host} -c status",
             )
-        message = exc.message.replace(self.endpoint, f"{self.host} (through SSH)")
         if exc.kind == "unauthorized":
-            message = (f"the manager on {self.host} rejects this client's key; run again with "
-                       "--authorize to add it there")
-        return type(exc)(exc.kind, message)
+            return ClientError("unauthorized", f"the manager on {self.host} rejects this client's key; "
+                               "run again with --authorize to add it there")
+        return exc
 
     def close(self) -> None:
+        if self._socket.closed:
+            return
         try:
             super().close()
         finally:
             self.tunnel.close()
-            ssh.close(self.connection)
+            self.link.release()
 
 
 # -- the steps -------------------------------------------------------------------
@@ -168,44 +215,59 @@ def open_remote_client(host: str, options: RemoteOptions) -> RemoteClient:
     connection = ssh.connect(host, options.ssh_options())
     try:
         endpoint = read_remote_endpoint(connection, host, options)
-        channel_kind, open_channel = channel_opener(connection, endpoint, options)
-        client = _connect_and_greet(host, connection, open_channel, endpoint, pair, options)
-        client.channel_kind = channel_kind
+        link = SSHLink(host, connection, endpoint, options)
     except BaseException:
         ssh.close(connection)
+        raise
+    if not link.acquire():
+        raise ClientError("connection-lost", f"the SSH connection to {host} closed right after it "
+                          "opened; run unitsh again")
+    return open_client_on_link(link, pair, options)
+
+
+def open_client_on_link(link: SSHLink, pair: keyfiles.KeyPair, options: RemoteOptions) -> RemoteClient:
+    """Open one more client through an acquired link and send `hello`, authorising the
+    client key on the host first if the manager rejects it and the user agrees.
+
+    The new client owns the caller's reference to the link; on failure it is released."""
+    try:
+        try:
+            return _greet(link, pair, options)
+        except ClientError as exc:
+            if exc.kind != "unauthorized":
+                raise
+            if not _may_authorize(link.host, options):
+                raise ClientError("unauthorized", f"the manager on {link.host} does not accept this "
+                                  "client's key yet; run again with --authorize to add it to the "
+                                  "authorized_keys there") from None
+        authorize_remote(link.connection, link.host, pair.public, options)
+        return _greet(link, pair, options)
+    except BaseException:
+        link.release()
+        raise
+
+
+def _greet(link: SSHLink, pair: keyfiles.KeyPair, options: RemoteOptions) -> RemoteClient:
+    """Open a tunnel and a client on it, and send `hello`."""
+    tunnel = Tunnel(link.open_channel, name=f"ssh-{link.host}")
+    try:
+        client = RemoteClient(link, tunnel, pair, options)
+    except BaseException:
+        tunnel.close()
+        raise
+    try:
+        client.request("hello")
+    except ClientError as exc:
+        _close_client_only(client)
+        raise _with_channel_errors(exc, tunnel) from None
+    except BaseException:
+        _close_client_only(client)
         raise
     return client
 
 
-def _connect_and_greet(host: str, connection: paramiko.SSHClient, open_channel: Callable[[], Any],
-                       endpoint: RemoteEndpoint, pair: keyfiles.KeyPair,
-                       options: RemoteOptions) -> RemoteClient:
-    for attempt in range(2):
-        tunnel = Tunnel(open_channel, name=f"ssh-{host}")
-        try:
-            client = RemoteClient(host, connection, tunnel, endpoint.server_key, pair, options)
-        except BaseException:
-            tunnel.close()
-            raise
-        try:
-            client.request("hello")
-            return client
-        except ClientError as exc:
-            _close_client_only(client)
-            if exc.kind != "unauthorized" or attempt > 0:
-                raise _with_channel_errors(exc, tunnel) from None
-            if not _may_authorize(host, options):
-                raise ClientError("unauthorized", f"the manager on {host} does not accept this client's "
-                                  "key yet; run again with --authorize to add it to the authorized_keys "
-                                  "there") from None
-            authorize_remote(connection, host, pair.public, options)
-        except BaseException:
-            _close_client_only(client)
-            raise
-    raise AssertionError("unreachable")
-
-
 def _close_client_only(client: RemoteClient) -> None:
+    """Close the client and its tunnel but keep the reference to the link."""
     Client.close(client)
     client.tunnel.close()
 
@@ -314,16 +376,22 @@ def authorize_remote(connection: paramiko.SSHClient, host: str, public_key: byte
 
 
 def remote_connector(host: str, options: RemoteOptions) -> Callable[[], Client]:
-    """Return a Session connector for `host`: the first call may ask questions, a
-    reconnection after a lost connection does not."""
-    calls = 0
+    """Return a Session connector for `host`.
+
+    While a client from an earlier call is open (say, the shell's while `logs -f`
+    opens a second one), a new client shares its SSH connection. Only the
+    first call may ask questions: a reconnection after a lost connection does not."""
+    link: SSHLink | None = None
 
     def connect() -> Client:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return open_remote_client(host, options)
-        return open_remote_client(host, dataclasses.replace(options, ask=None))
+        nonlocal link
+        pair = ensure_client_keys(options.paths)
+        if link is not None and link.acquire():
+            return open_client_on_link(link, pair, options)
+        first = link is None
+        client = open_remote_client(host, options if first else dataclasses.replace(options, ask=None))
+        link = client.link
+        return client
 
     return connect
 

@@ -322,7 +322,6 @@ def _load_host_keys(client: paramiko.SSHClient, settings: HostSettings) -> None:
 
 def _connect_client(client: paramiko.SSHClient, settings: HostSettings, options: SSHOptions,
                     sock: paramiko.Channel | None) -> None:
-    where = f"{settings.user}@{settings.hostname} port {settings.port}"
     timeout = options.connect_timeout
     try:
         client.connect(
@@ -330,31 +329,40 @@ def _connect_client(client: paramiko.SSHClient, settings: HostSettings, options:
             key_filename=list(settings.identity_files) or None, allow_agent=True, look_for_keys=True,
             sock=sock, timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
             channel_timeout=timeout)
-    except paramiko.BadHostKeyException as exc:
-        raise _changed_key_error(settings, exc) from None
-    except paramiko.AuthenticationException as exc:
-        raise SSHError(
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise _connect_error(settings, timeout, exc) from None
+
+
+def _connect_error(settings: HostSettings, timeout: float, exc: BaseException) -> SSHError:
+    """Turn a failure of SSHClient.connect into an error that says what to do."""
+    where = f"{settings.user}@{settings.hostname} port {settings.port}"
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return _changed_key_error(settings, exc)
+    if isinstance(exc, paramiko.AuthenticationException):
+        return SSHError(
             "ssh-auth",
             f"SSH authentication failed for {where} ({exc}); check that one of your keys (ssh-add -l, "
-            "IdentityFile in ~/.ssh/config) is in that user's ~/.ssh/authorized_keys",
-        ) from None
-    except paramiko.ssh_exception.NoValidConnectionsError:
-        raise SSHError("ssh-connect", f"cannot connect to {where}: connection refused; check the host "
-                       "name and the port, and that sshd runs there") from None
-    except TimeoutError:
-        raise SSHError("ssh-connect", f"cannot connect to {where}: timed out after {timeout:g} s; "
-                       "check the host name and that it is up, or raise --connect-timeout") from None
-    except socket.gaierror as exc:
-        raise SSHError("ssh-connect", f"cannot resolve {settings.hostname}: {exc.strerror}; "
-                       "check the host name and HostName in ~/.ssh/config") from None
-    except (paramiko.SSHException, OSError, EOFError) as exc:
+            "IdentityFile in ~/.ssh/config) is in that user's ~/.ssh/authorized_keys")
+    if str(exc) == "No authentication methods available":
+        return SSHError(
+            "ssh-auth",
+            f"SSH authentication failed for {where}: no key to offer (no SSH agent, and no identity "
+            "file in ~/.ssh or IdentityFile in ~/.ssh/config); add a key with ssh-add")
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        reason = "connection refused"
+    elif isinstance(exc, TimeoutError):
+        reason = f"timed out after {timeout:g} s (raise it with --connect-timeout)"
+    elif isinstance(exc, socket.gaierror):
+        return SSHError("ssh-connect", f"cannot resolve {settings.hostname}: {exc.strerror}; "
+                        "check the host name and HostName in ~/.ssh/config")
+    else:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         # paramiko 5 reports a missing greeting as "No existing session" once the
         # banner read has timed out in the transport thread.
         if "banner" in reason or reason == "No existing session":
             reason = f"no SSH server answered within {timeout:g} s"
-        raise SSHError("ssh-connect", f"cannot connect to {where}: {reason}; check the host name, "
-                       "the port and that sshd runs there") from None
+    return SSHError("ssh-connect", f"cannot connect to {where}: {reason}; check the host name, "
+                    "the port and that sshd runs there")
 
 
 # -- remote commands -------------------------------------------------------------

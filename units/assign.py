@@ -66,7 +66,13 @@ class UnitAssigner:
         )
 
     def _expand(self, item: Assignment, text: str) -> str | None:
-        # TODO: systemd allows only a subset of specifiers in [Install]; all are accepted here.
+        if item.section == "Install":
+            bad = install_specifier_problem(text)
+            if bad:
+                self.warn(item, f'Failed to resolve unit name in {item.key}="{text}": '
+                                f"{INSTALL_SPECIFIER_MESSAGE} %{bad}, ignoring; [Install] "
+                                f"allows only %{' %'.join(INSTALL_SPECIFIERS)}")
+                return None
         try:
             return expand(text, self.identity, self.context)
         except UnitValueError as error:
@@ -224,6 +230,22 @@ class UnitAssigner:
 
 
 _INSTALL_NAME_KEYS = frozenset({"WantedBy", "RequiredBy", "Also", "Alias"})
+
+# The specifiers systemd 252 resolves in [Install] (install_name_printf); enable
+# refuses a unit that uses any other ("invalid specifier").
+INSTALL_SPECIFIERS = "abBgGHijlmnNopuUvwW%"
+INSTALL_SPECIFIER_MESSAGE = "invalid specifier in [Install]:"
+
+
+def install_specifier_problem(text: str) -> str:
+    """Return the first specifier letter of `text` that [Install] does not allow, or ""."""
+    position = text.find("%")
+    while position != -1 and position + 1 < len(text):
+        letter = text[position + 1]
+        if letter not in INSTALL_SPECIFIERS:
+            return letter
+        position = text.find("%", position + 2)
+    return ""
 
 
 def _word_problem(key: str, text: str) -> str | None:

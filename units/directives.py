@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.units import directive_table
+from unitmgr.units.defaults import BUILTIN_DEFAULTS, DEFAULTED_DIRECTIVES
 from unitmgr.units.model import ExitStatusSet
 from unitmgr.units.values import parse_scalar
 
@@ -139,7 +140,7 @@ def known_sections() -> list[str]:
 
 
 # Defaults of the user manager (systemd's DefaultTimeoutStartSec= and friends).
-DEFAULT_TIMEOUT_START = 90.0
+DEFAULT_TIMEOUT_START = BUILTIN_DEFAULTS.timeout_start_sec
 
 
 def _has_commands(unit: Unit, key: str) -> bool:
@@ -158,7 +159,9 @@ def _computed_default(unit: Unit, section: str, key: str) -> tuple[bool, Any]:
     if key == "TimeoutStartSec":
         if "TimeoutSec" in service:
             return True, service["TimeoutSec"]
-        return True, math.inf if unit.get("Service", "Type") == "oneshot" else DEFAULT_TIMEOUT_START
+        if unit.get("Service", "Type") == "oneshot":
+            return True, math.inf
+        return True, (unit.defaults or BUILTIN_DEFAULTS).timeout_start_sec
     return False, None
 
 
@@ -167,6 +170,9 @@ def default_value(unit: Unit, section: str, key: str) -> Any:
     computed, value = _computed_default(unit, section, key)
     if computed:
         return value
+    field_name = DEFAULTED_DIRECTIVES.get((section, key))
+    if field_name is not None:
+        return getattr(unit.defaults or BUILTIN_DEFAULTS, field_name)
     directive = lookup(section, key)
     if directive is None:
         return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from unitmgr.units import names
 from unitmgr.units.assign import UnitAssigner
 from unitmgr.units.builtin import BUILTIN_PATH_PREFIX, BUILTIN_UNITS
+from unitmgr.units.defaults import ManagerDefaults
 from unitmgr.units.directives import SECTIONS_BY_TYPE
 from unitmgr.units.model import Diagnostic, Unit
 from unitmgr.units.specifiers import SpecifierContext
@@ -31,10 +32,15 @@ def build_unit(
     fragment: tuple[str, str] | None,
     dropins: list[tuple[str, str]],
     context: SpecifierContext,
+    defaults: ManagerDefaults | None = None,
 ) -> Unit:
-    """Parse a fragment `(path, text)` and its drop-ins into a Unit named `name`."""
+    """Parse a fragment `(path, text)` and its drop-ins into a Unit named `name`.
+
+    `defaults` are the manager's defaults the unit falls back to (units/defaults.py).
+    """
     kind = names.unit_type(name)
-    unit = Unit(name=name, kind=kind, fragment_path=fragment[0] if fragment else None)
+    unit = Unit(name=name, kind=kind, fragment_path=fragment[0] if fragment else None,
+                defaults=defaults)
     unit.dropin_paths = [path for path, _ in dropins]
     sections = SECTIONS_BY_TYPE.get(kind, ("Unit", "Install"))
     assigner = UnitAssigner(unit, context)
@@ -93,9 +99,11 @@ def is_mask(path: Path) -> bool:
 class UnitLoader:
     """Loads units by name from `search_path`, caching the results until `invalidate()`."""
 
-    def __init__(self, search_path: list[Path], context: SpecifierContext) -> None:
+    def __init__(self, search_path: list[Path], context: SpecifierContext,
+                 defaults: ManagerDefaults | None = None) -> None:
         self.search_path = [Path(p) for p in search_path]
         self.context = context
+        self.defaults = defaults
         self._cache: dict[str, Unit] = {}
         self._index: list[_DirectoryIndex] | None = None
         self._aliases: dict[str, list[str]] | None = None
@@ -231,7 +239,8 @@ class UnitLoader:
             return Unit(name=name, kind=names.unit_type(name), load_state="not-found",
                         load_error=f"Unit {name} not found.")
         aliases = self._aliases_of(name)
-        unit = build_unit(name, fragment, self._dropins(name, aliases), self.context)
+        unit = build_unit(name, fragment, self._dropins(name, aliases), self.context,
+                          self.defaults)
         # The user cannot change a built-in unit, so its "not supported" warnings are noise.
         unit.diagnostics = [
             d for d in unit.diagnostics if not d.path.startswith(BUILTIN_PATH_PREFIX)

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from unitmgr.units.defaults import ManagerDefaults
+
 INFINITY = math.inf
 
 
@@ -98,6 +100,8 @@ class Unit:
     extra_wants: list[str] = field(default_factory=list)
     extra_requires: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    # The manager's DefaultRestartSec= and friends (units/defaults.py); None means systemd's.
+    defaults: ManagerDefaults | None = None
 
     @property
     def prefix(self) -> str:

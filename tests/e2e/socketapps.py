@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 from pathlib import Path
 
 PYTHON = sys.executable
 
-# Serves HTTP on fd 3 (or on every LISTEN_FDS socket with --all); on SIGTERM it
-# finishes the request in hand and exits, as a well-behaved worker does. The
-# listening socket gets a timeout so several instances can share it even when
-# one of them made it non-blocking.
+# Serves HTTP on every stream socket of LISTEN_FDS (fd 3 when unset). On
+# SIGTERM it finishes the request it has accepted and exits, as gunicorn's
+# workers do. Accepting only after select() and without blocking lets several
+# instances share one listening socket.
 HTTP_SERVER = r'''
 import json, os, selectors, signal, socket, sys
 
@@ -144,3 +145,24 @@ def free_port6() -> int:
     with socket.socket(socket.AF_INET6) as sock:
         sock.bind(("::1", 0))
         return sock.getsockname()[1]
+
+
+class LoopClient(threading.Thread):
+    """Requests in a loop on fresh connections, counting every failure."""
+
+    def __init__(self, address: tuple):
+        super().__init__(daemon=True)
+        self.address = address
+        self.done = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[str] = set()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                body = http_get(self.address, timeout=20)
+                self.pids.add(body.split()[1])
+                self.ok += 1
+            except (OSError, AssertionError, IndexError) as exc:
+                self.failures.append(repr(exc))

@@ -1,19 +1,21 @@
 """Resource limits and statistics with real processes, in both resource modes.
 
-Each test runs under `--no-cgroups` (the manager enforces MemoryMax= and
-TasksMax= by sampling) and, where a writable cgroup v2 hierarchy exists,
-in cgroup mode too.
+The limit tests run under `--no-cgroups` (the manager enforces MemoryMax=
+and TasksMax= by sampling) and, where a writable cgroup v2 hierarchy exists,
+in cgroup mode too. These tests cover the manager's enforcement, so the
+cgroup variant is skipped where the kernel's memory or pids controller
+takes over.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from support import kill_and_reap, wait_for, write_unit
-
 from unitmgr.manager import cgroups
 
 CGROUPS = cgroups.detect()
@@ -23,6 +25,12 @@ MODES = [
         not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")),
 ]
 PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def skip_if_kernel_enforces(mode: list[str], controller: str) -> None:
+    if "--no-cgroups" not in mode and controller in CGROUPS.controllers:
+        pytest.skip(f"the kernel's {controller} controller enforces this limit here")
 
 
 def log_text(manager, unit: str) -> str:
@@ -36,6 +44,7 @@ def limit_entry(status: dict, name: str) -> dict:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_memory_max_kills_and_restarts(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    skip_if_kernel_enforces(mode, "memory")
     units = tmp_path / "units"
     write_unit(units, "hog.service", f"""\
 [Service]
@@ -60,6 +69,7 @@ ExecStart={PYTHON} -c "import time; data = b'x' * (200 << 20); time.sleep(1000)"
 
 @pytest.mark.parametrize("mode", MODES)
 def test_memory_max_result_without_restart(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    skip_if_kernel_enforces(mode, "memory")
     units = tmp_path / "units"
     write_unit(units, "hog.service", f"""\
 [Service]
@@ -175,6 +185,7 @@ ExecStart=/bin/sleep 1000
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tasks_max_holds(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    skip_if_kernel_enforces(mode, "pids")
     units = tmp_path / "units"
     write_unit(units, "forker.service", """\
 [Service]
@@ -191,6 +202,8 @@ ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 20 ]; do sleep 1000 & i=$$((i+1)); do
     assert status["tasks_max"] == 5
     assert limit_entry(status, "TasksMax")["enforced_by"] == "manager"
     assert status["limit_hit"]["name"] == "TasksMax"
+    assert "newest process" in status["limit_hit"]["action"]
+    assert len(status["processes"]) == 5
     assert status["main_pid"] in [p["pid"] for p in status["processes"]]
     shown = manager.unitsh("-c", "status forker")
     assert "(limit: 5)" in shown.stdout
@@ -214,6 +227,11 @@ ExecStart=/bin/sleep 1000
     assert manager.log().count("CPUQuota= is not enforced") == 1
 
 
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_top_shows_cpu_use(make_manager, tmp_path: Path) -> None:
     units = tmp_path / "units"
     write_unit(units, "burner.service", "[Service]\nExecStart=/bin/sh -c 'while :; do :; done'\n", enable=True)
@@ -222,21 +240,30 @@ def test_top_shows_cpu_use(make_manager, tmp_path: Path) -> None:
     wait_for(lambda: manager.status("burner")["active_state"] == "active"
              and manager.status("idle")["active_state"] == "active", message="both units to run")
 
-    # Another test may be busy on the same CPUs, so "near 100 %" is taken
-    # as more than half a CPU; the idle unit must stay near zero.
     def rows() -> dict[str, dict]:
         return {row["name"]: row for row in manager.request("top")["units"]}
 
-    table = wait_for(lambda: (r := rows()) and r["burner.service"]["cpu_percent"] > 50 and r,
-                     timeout=20, message="burner above 50% CPU")
-    assert table["idle.service"]["cpu_percent"] < 5
+    # On an idle machine the burner gets a whole CPU and shows near 100 %. The
+    # test suite may share the CPUs, so the expected value is what the test
+    # itself measures for the burner between two `top` requests.
+    first = rows()
+    pid = first["burner.service"]["main_pid"]
+    ticks_before, time_before = cpu_ticks(pid), time.monotonic()
+    wait_for(lambda: cpu_ticks(pid) - ticks_before >= 0.5 * CLOCK_TICKS, timeout=30,
+             message="the burner to use half a second of CPU")
+    table = rows()
+    measured = 100 * (cpu_ticks(pid) - ticks_before) / CLOCK_TICKS / (time.monotonic() - time_before)
+
+    burner = table["burner.service"]
+    assert abs(burner["cpu_percent"] - measured) <= max(20.0, measured / 2), (burner, measured)
+    assert table["idle.service"]["cpu_percent"] < 2
     assert list(table)[0] == "burner.service"
-    assert table["burner.service"]["cpu_seconds"] > 0
+    assert burner["cpu_seconds"] > 0.5
 
     shown = manager.unitsh("-c", "top")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert "UNIT" in lines[0]
+    assert lines[0].startswith("UNIT")
     assert lines[1].startswith("burner.service")
 
 
@@ -328,3 +355,24 @@ def test_cgroup_removed_at_shutdown(make_manager, tmp_path: Path) -> None:
     assert base.name.startswith(f"unitmgr-{manager.proc.pid}-")
     assert manager.stop() == 0
     assert not base.exists()
+
+
+@pytest.mark.skipif(not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")
+def test_cgroup_kill_mode_process_keeps_rest(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "lenient.service", """\
+[Service]
+KillMode=process
+ExecStart=/bin/sh -c 'sleep 1000 & exec sleep 1001'
+""", enable=True)
+    manager = make_manager(units)
+
+    status = wait_for(lambda: (s := manager.status("lenient")) and len(s["processes"]) == 2 and s,
+                      message="lenient's two processes")
+    directory = Path(status["cgroup"])
+    [child] = [p["pid"] for p in status["processes"] if p["pid"] != status["main_pid"]]
+    assert manager.unitsh("-c", "stop lenient").returncode == 0
+
+    assert Path(f"/proc/{child}").exists()
+    assert str(child) in (directory / "cgroup.procs").read_text().split()
+    assert "left in its cgroup (KillMode=)" in manager.log()

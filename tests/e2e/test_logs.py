@@ -62,7 +62,9 @@ X-Unitmgr-LogKeepFiles=8
     stored = stored_bytes(manager.home / "state" / "logs", "flood.service")
     assert len(stored) == len(payload)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(payload).hexdigest()
-    assert manager.status("flood")["log_write_errors"] == 0
+    status = manager.request("status", {"units": ["flood"], "lines": 1})["units"][0]
+    assert status["log_write_errors"] == 0
+    assert status["log_bytes"] == len(payload)
     assert (manager.home / "state" / "logs" / "flood.service.log.2").exists(), "the log should have rotated"
 
     # The same copy straight into a file, without the manager.
@@ -135,7 +137,8 @@ ExecStart=/bin/sh -c '(while [ ! -e {release} ]; do sleep 0.05; done; echo "gran
     assert texts(manager, "holder")[:500] == [f"main {i}" for i in range(500)]
 
 
-def test_deleted_log_file_reopened(make_manager, tmp_path: Path) -> None:
+@pytest.mark.parametrize("action", ["delete", "move"])
+def test_log_file_replaced_under_unit(make_manager, tmp_path: Path, action: str) -> None:
     units = tmp_path / "units"
     write_unit(units, "ticker.service", """\
 [Service]
@@ -146,8 +149,12 @@ ExecStart=/bin/sh -c 'i=0; while true; do echo "tick $$i"; i=$$((i+1)); sleep 0.
     log_dir = manager.home / "state" / "logs"
     wait_for(lambda: len(texts(manager, "ticker")) >= 3, message="the first ticks")
 
-    (log_dir / "ticker.service.log").unlink()
-    (log_dir / "ticker.service.idx").unlink()
+    for suffix in ("log", "idx"):
+        path = log_dir / f"ticker.service.{suffix}"
+        if action == "delete":
+            path.unlink()
+        else:
+            path.rename(tmp_path / f"moved.{suffix}")
     status = wait_for(lambda: (s := manager.status("ticker"))["log_reopened"] >= 1 and s,
                       message="status to report the reopened log")
     assert status["log_write_errors"] == 0
@@ -219,6 +226,18 @@ def test_output_targets(make_manager, tmp_path: Path, stdout: str, stderr: str,
     assert found == sorted(in_log)
     if in_file is not None:
         assert target.read_text() == in_file
+
+
+def test_output_file_in_missing_directory(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    missing = tmp_path / "no such dir" / "out.txt"
+    write_unit(units, "lost.service", f"[Service]\nType=oneshot\nStandardOutput=file:{missing}\n"
+                                      "ExecStart=/bin/echo hi\n")
+    manager = make_manager(units)
+    assert manager.request("start", {"units": ["lost"]})["jobs"][0]["result"] == "failed"
+    status = manager.status("lost")
+    assert (status["active_state"], status["result"]) == ("failed", "resources")
+    assert str(missing) in manager.log()
 
 
 def test_stdin_is_null(make_manager, tmp_path: Path) -> None:

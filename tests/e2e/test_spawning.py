@@ -116,3 +116,6 @@ ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 2000 ]; do echo "line $$i"; i=$$((i+1
     assert texts[:2000] == [f"line {i}" for i in range(2000)]
     assert texts[-1] == "no newline"
     assert records[-1].get("partial") is True
+    # status shows the same last lines, the unfinished one included.
+    status_log = manager.request("status", {"units": ["burst"], "lines": 2})["units"][0]["log"]
+    assert [r["text"] for r in status_log] == ["line 1999", "no newline"]

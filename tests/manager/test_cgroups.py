@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from support import wait_for
-
 from unitmgr.manager import cgroups
 
 HYBRID_MOUNTS = """\
@@ -38,7 +38,8 @@ def test_mount_missing_without_cgroup2() -> None:
 
 
 def test_own_path_from_proc_cgroup() -> None:
-    assert cgroups._own_v2_path(PROC_CGROUP) == "/user.slice/user-1000.slice/user@1000.service/app.slice/unitmgr.service"
+    expected = "/user.slice/user-1000.slice/user@1000.service/app.slice/unitmgr.service"
+    assert cgroups._own_v2_path(PROC_CGROUP) == expected
 
 
 def test_own_path_missing_on_v1_only() -> None:
@@ -91,3 +92,39 @@ def test_keyed_file_parsed(tree: cgroups.CgroupTree) -> None:
     tree.create("stat.service")
     stat = tree.read_keyed("stat.service", "cpu.stat")
     assert stat["usage_usec"] == 0
+
+
+def fake_hierarchy(root: Path, controllers: list[str]) -> cgroups.CgroupSupport:
+    """Build a directory that looks like a delegated cgroup to the code that writes it.
+
+    The real hierarchy on the test machine may offer no controllers, so this
+    is how the kernel-enforcement path (controller set-up, limit files) runs
+    at all. The kernel's own checks are of course missing here.
+    """
+    own = root / "user.slice" / "unitmgr.service"
+    own.mkdir(parents=True)
+    (own / "cgroup.subtree_control").write_text("")
+    (own / "cgroup.controllers").write_text(" ".join(controllers))
+    return cgroups.CgroupSupport(mount=root, own_path="/user.slice/unitmgr.service", writable=True,
+                                 controllers=controllers)
+
+
+def fake_tree(root: Path, controllers: list[str]) -> cgroups.CgroupTree:
+    tree = cgroups.CgroupTree(fake_hierarchy(root, controllers))
+    # The kernel creates these files in every new cgroup.
+    tree.base.mkdir()
+    (tree.base / "cgroup.subtree_control").write_text("")
+    return tree
+
+
+def test_fake_tree_enables_controllers(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path, ["memory", "pids"])
+    tree.setup()
+
+    assert tree.enabled == ["memory", "pids"]
+    # The manager left its own cgroup for a leaf before enabling controllers there.
+    own = tree.support.own_dir
+    assert (own / "manager" / "cgroup.procs").read_text() == str(os.getpid())
+    # A regular file keeps only the last write; in cgroupfs each write adds a controller.
+    assert (own / "cgroup.subtree_control").read_text() == "+pids"
+    assert (tree.base / "cgroup.subtree_control").read_text() == "+pids"

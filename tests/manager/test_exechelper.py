@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from unitmgr.manager.spawn import HELPER, parse_helper_status
 
 

@@ -56,6 +56,7 @@ def test_rotation_keeps_recent_files(tmp_path: Path) -> None:
 def test_deleted_file_is_recreated(tmp_path: Path) -> None:
     store = LogStore(tmp_path)
     writer = store.writer("e.service")
+    writer.check_interval = 0
     writer.write(b"before\n", STDOUT, 1)
     (tmp_path / "e.service.log").unlink()
     (tmp_path / "e.service.idx").unlink()
@@ -182,3 +183,54 @@ def test_query_since_and_filter(tmp_path: Path) -> None:
     assert [line.data for line in later] == [line.data for line in everything if line.time >= cut]
     odd = store.query("n.service", 3, accept=lambda line: line.stream == "stdout")
     assert [line.data for line in odd] == [b"entry 01995", b"entry 01997", b"entry 01999"]
+
+
+def _random_log(tmp_path: Path, seed: int) -> LogStore:
+    """A log of two streams written in random pieces, with a late identifier change."""
+    import random
+
+    generator = random.Random(seed)
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("r.service")
+    writer.identifier = "first"
+    for number in range(3000):
+        stream = generator.choice((STDOUT, STDERR))
+        text = f"{'out' if stream == STDOUT else 'err'} {number}\n".encode()
+        cut = generator.randrange(len(text) + 1)
+        pid = 100 + number // 1000  # a new process every 1000 pieces
+        writer.write(text[:cut], stream, pid)
+        writer.write(text[cut:], stream, pid)
+    writer.write(b"unfinished", STDOUT, 102)
+    return store
+
+
+def test_tail_matches_full_read(tmp_path: Path) -> None:
+    store = _random_log(tmp_path, seed=7)
+    everything = store.query("r.service")
+    assert len(everything) == 3001
+    for count in (1, 2, 10, 100, 1500, 3001, 5000):
+        tail = store.query("r.service", count)
+        assert [(line.data, line.pid, line.identifier) for line in tail] == \
+            [(line.data, line.pid, line.identifier) for line in everything[-count:]]
+
+
+def test_since_matches_full_read(tmp_path: Path) -> None:
+    store = _random_log(tmp_path, seed=11)
+    everything = store.query("r.service")
+    for position in (0, 1, 500, 2999, 3000):
+        cut = everything[position].time
+        later = store.query("r.service", since=cut)
+        assert [line.data for line in later] == [line.data for line in everything if line.time >= cut]
+
+
+def test_moved_file_is_replaced(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    writer = store.writer("o.service")
+    writer.check_interval = 0
+    writer.write(b"before\n", STDOUT, 1)
+    (tmp_path / "o.service.log").rename(tmp_path / "elsewhere.log")
+    writer.write(b"after\n", STDOUT, 1)
+    assert writer.reopened == 1
+    assert (tmp_path / "elsewhere.log").read_bytes().endswith(b"before\n")
+    # The index left behind described the moved data, so it starts again too.
+    assert [line.data for line in store.tail("o.service", 0)] == [b"after"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from unitmgr.manager.resources import kernel_value, sort_rows
 from unitmgr.manager.resourcesettings import (
     ResourceSettings,

@@ -146,12 +146,11 @@ class ClientHome:
         env.update(HOME=str(self.home), UNITMGR_HOME=str(self.unitmgr_home), NO_COLOR="1")
         return env
 
-    def unitsh(self, *args: str, remote_command: bool = True, timeout: float = 60.0,
-               ) -> subprocess.CompletedProcess:
+    def unitsh(self, *args: str, remote_command: bool = True, timeout: float = 60.0, input: str = "",
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         extra = ["--remote-command", self.remote.manager.command] if remote_command else []
-        return subprocess.run([*UNITSH, *extra, *args],
-                              env=self.env(), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run([*UNITSH, *extra, *args], env={**self.env(), **(env or {})},
+                              capture_output=True, text=True, timeout=timeout, input=input)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sshserver import wait_for_process
 from unitmgr.manager.paths import resolve
 from unitmgr.shell import ssh
 from unitmgr.shell.client import ClientError
-from unitmgr.shell.remote import RemoteOptions, open_remote_client
+from unitmgr.shell.remote import RemoteOptions, open_remote_client, remote_connector
 
 
 @pytest.fixture
@@ -61,3 +61,24 @@ def test_connection_lost_mid_command(options: RemoteOptions, remote_host: Remote
     with open_remote_client("hosta", options) as again:
         result = again.request("stop", {"units": ["slow"]})
     assert result["jobs"][0]["result"] == "done"
+
+
+def test_connector_shares_ssh_connection(options: RemoteOptions):
+    connect = remote_connector("hosta", options)
+    first = connect()
+    second = connect()
+    try:
+        assert second.link is first.link
+        first.close()
+        assert second.request("hello")["protocol"] == 1
+    finally:
+        first.close()
+        second.close()
+    assert not first.link.alive()
+
+    third = connect()
+    try:
+        assert third.link is not first.link
+        assert third.request("hello")["protocol"] == 1
+    finally:
+        third.close()

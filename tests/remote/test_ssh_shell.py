@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 
 import paramiko
 from conftest import ClientHome, RemoteHost
 from sshserver import ed25519_key_pair
+from support import wait_for
 
 
 def host_fingerprint(remote_host: RemoteHost) -> str:
@@ -162,3 +164,44 @@ def test_fanout_silent_host_bounded_by_timeout(client: ClientHome):
     assert result.stderr.startswith("hostsilent: unitsh: cannot connect")
     # paramiko alone would wait 15 s for the greeting.
     assert elapsed < 10
+
+
+# -- ssh settings ---------------------------------------------------------------------
+
+
+def test_commands_from_stdin(client: ClientHome):
+    result = client.unitsh("hosta", input="is-active web\nis-active nosuch\n")
+    assert result.returncode == 3
+    assert result.stdout.splitlines() == ["active", "inactive"]
+
+
+def test_hashed_known_hosts_entry(client: ClientHome, remote_host: RemoteHost):
+    hashed = paramiko.HostKeys.hash_host(client.host_name)
+    client.known_hosts.write_text(f"{hashed} {remote_host.server.host_public_key}\n")
+    result = client.unitsh("hosta", "-c", "is-active web")
+    assert result.returncode == 0, result.stderr
+    assert client.known_hosts.read_text().count("\n") == 1
+
+
+def test_authentication_through_agent(client: ClientHome, tmp_path):
+    identity = client.ssh_dir / "id_ed25519"
+    agent_socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_socket)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(agent_socket.exists, timeout=10, message="ssh-agent's socket")
+        env = {"SSH_AUTH_SOCK": str(agent_socket)}
+        added = subprocess.run(["ssh-add", str(identity)], env={**client.env(), **env},
+                               capture_output=True, text=True, timeout=30)
+        assert added.returncode == 0, added.stderr
+        identity.rename(client.root / "moved-away")
+        (client.ssh_dir / "config").write_text(
+            (client.ssh_dir / "config").read_text().replace("    IdentityFile ~/.ssh/id_ed25519\n", ""))
+        result = client.unitsh("hosta", "-c", "is-active web", env=env)
+        without_agent = client.unitsh("hosta", "-c", "is-active web")
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    assert result.returncode == 0, result.stderr
+    assert without_agent.returncode == 1
+    assert "SSH authentication failed" in without_agent.stderr

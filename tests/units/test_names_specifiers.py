@@ -1,5 +1,5 @@
 import pytest
-from unit_text import CONTEXT
+from unit_text import CONTEXT, unit_from
 from unitmgr.units import names
 from unitmgr.units.specifiers import SpecifierContext, UnitIdentity, expand
 from unitmgr.units.values import UnitValueError
@@ -82,3 +82,14 @@ def test_context_from_environment_uses_xdg_variables():
     assert context.state_dir == "/h/.local/state"
     assert context.tmp_dir == "/tt"
     assert context.var_tmp_dir == "/tt"
+
+
+def test_install_allows_only_systemds_specifiers():
+    unit = unit_from("[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=a-%t.target b-%u.target\n"
+                     "Alias=x-%H.service\n", name="w@i.service")
+    assert unit.load_state == "loaded"
+    assert unit.settings["Install"]["WantedBy"] == ["b-ann.target"]
+    assert unit.settings["Install"]["Alias"] == ["x-box.example.org.service"]
+    (problem,) = [str(d) for d in unit.diagnostics]
+    assert problem.startswith('/u/w@i.service:4: [Install] WantedBy=: Failed to resolve unit name in '
+                              'WantedBy="a-%t.target": invalid specifier in [Install]: %t, ignoring')

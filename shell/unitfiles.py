@@ -1,0 +1,172 @@
+"""The unit-file commands of unitsh: verify, cat, show, enable, disable, is-enabled.
+
+Declared here and added to the registry in commands.py (`UNIT_FILE_COMMANDS`).
+Output and exit statuses follow systemctl and systemd-analyze:
+
+- `verify FILE...`: the report on stderr; exit 1 when a file would not load
+- `cat UNIT...`: each file preceded by `# PATH`; exit 1 when a unit has no file
+- `show UNIT... [-p KEY[,KEY]]... [--value] [-a]`: `Key=Value` lines
+- `enable`/`disable UNIT...`: "Created symlink A → B." / "Removed "A"." on stderr
+- `is-enabled UNIT...`: one word per unit; exit 0 if one is enabled, static,
+  indirect or an alias, 4 if none is and one is not found, else 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, Any
+
+from unitmgr.shell import exitcodes, render
+from unitmgr.shell.commandspec import Command, Invocation, Option, Positional
+
+if TYPE_CHECKING:
+    from unitmgr.shell.context import Context
+
+# is-enabled words that exit 0 (manager/enablement.py has the same list; the
+# shell imports nothing from the manager but its wire format).
+ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "static", "indirect", "alias",
+                            "generated", "transient"})
+
+# Properties `show -p` completion offers; show accepts any name.
+SHOW_PROPERTIES = (
+    "Id", "Names", "Description", "LoadState", "ActiveState", "SubState", "Result", "MainPID",
+    "ExecMainPID", "ExecMainStatus", "NRestarts", "InvocationID", "FragmentPath", "DropInPaths",
+    "UnitFileState", "Type", "Restart", "RestartUSec", "TimeoutStartUSec", "TimeoutStopUSec",
+    "ExecStart", "Environment", "WorkingDirectory", "Wants", "Requires", "After", "Before",
+)  # fmt: skip
+
+
+def _property_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"invalid property list '{text}': name properties "
+                                         "such as MainPID or ActiveState,SubState")
+    return names
+
+
+# -- arguments -----------------------------------------------------------------
+
+def _units_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args}
+
+
+def _show_args(inv: Invocation) -> dict[str, Any]:
+    properties = [name for group in inv.option("property") or [] for name in group]
+    args: dict[str, Any] = {"units": inv.args, "all": bool(inv.option("all"))}
+    if properties:
+        args["properties"] = properties
+    return args
+
+
+# -- output --------------------------------------------------------------------
+
+def _show_cat(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    first = True
+    for unit in result.get("units", []):
+        for file in unit.get("files", []):
+            if not first:
+                ctx.out.line()
+            first = False
+            ctx.out.line(f"# {render.visible(file.get('path', ''))}")
+            text = file.get("text", "")
+            lines = (text[:-1] if text.endswith("\n") else text).split("\n")
+            ctx.out.line("\n".join(render.visible(line) for line in lines))
+
+
+def _show_properties(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    value_only = bool(inv.option("value"))
+    for index, unit in enumerate(result.get("units", [])):
+        if index:
+            ctx.out.line()
+        for key, value in unit.get("properties", []):
+            text = render.visible(str(value))
+            ctx.out.line(text if value_only else f"{key}={text}")
+
+
+def _show_changes(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    for line in result.get("lines", []):
+        ctx.out.error(render.visible(line))
+
+
+def _show_words(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    if inv.option("quiet"):
+        return
+    for unit in result.get("units", []):
+        ctx.out.line(unit.get("state", ""))
+
+
+# -- exit statuses -------------------------------------------------------------
+
+def _changes_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    return exitcodes.SUCCESS if result.get("ok", True) else exitcodes.FAILURE
+
+
+def _is_enabled_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    states = [unit.get("state") for unit in result.get("units", [])]
+    if any(state in ENABLED_STATES for state in states):
+        return exitcodes.SUCCESS
+    return exitcodes.NO_SUCH_UNIT if "not-found" in states else exitcodes.FAILURE
+
+
+# -- verify runs in the shell: relative paths mean different things locally and remotely --
+
+def _run_verify(ctx: Context, inv: Invocation) -> int:
+    from unitmgr.shell.client import RemoteError
+    from unitmgr.shell.runner import report_remote_error
+
+    local = not ctx.session.label
+    files = [os.path.abspath(f) if local else f for f in inv.args]
+    try:
+        result = ctx.session.request("verify", {"files": files})
+    except RemoteError as err:
+        return report_remote_error(ctx, inv, err)
+    if ctx.json:
+        render.json_object(ctx.out, result)
+    else:
+        for line in result.get("lines", []):
+            ctx.out.error(render.visible(line))
+    return exitcodes.FAILURE if result.get("errors") else exitcodes.SUCCESS
+
+
+_UNITS = Positional("UNIT", "+", complete="units")
+_QUIET = Option(("-q", "--quiet"), "quiet", "print nothing; only the exit status tells")
+
+UNIT_FILE_COMMANDS: tuple[Command, ...] = (
+    Command(
+        "verify", "check unit files on the manager's host, as systemd-analyze verify",
+        positional=Positional("FILE", "+"), run_local=_run_verify,
+        description="Problems go to stderr as FILE:LINE: [Section] Key=: problem. Exit "
+                    "status 1 when a file would not load. Over SSH the files are read on "
+                    "the remote host; a relative path starts at the manager's home there."),
+    Command(
+        "cat", "print the unit files and drop-ins of units, each after a # PATH line",
+        positional=_UNITS, control="cat", build_args=_units_args, show=_show_cat),
+    Command(
+        "show", "print the properties of units as Key=Value lines (systemctl show)",
+        positional=_UNITS,
+        options=(
+            Option(("-p", "--property"), "property", "only these properties (repeatable)",
+                   metavar="NAME[,NAME...]", parse=_property_list, repeat=True,
+                   suggestions=SHOW_PROPERTIES),
+            Option(("--value",), "value", "print only the values, not the names"),
+            Option(("-a", "--all"), "all", "also print properties that are empty"),
+        ),
+        control="show", build_args=_show_args, show=_show_properties,
+        description="Time spans use systemd's names and format (TimeoutStopUSec=1min 30s). "
+                    "Without -p, empty properties are left out unless -a is given."),
+    Command(
+        "enable", "link units where their [Install] section says, as systemctl enable",
+        positional=_UNITS, control="enable", build_args=_units_args, show=_show_changes,
+        exit_status=_changes_exit,
+        description="Links go into the first unit directory of the manager. They take effect "
+                    "at the manager's next start; start the unit to run it now."),
+    Command(
+        "disable", "remove the links that enable created for units",
+        positional=_UNITS, control="disable", build_args=_units_args, show=_show_changes,
+        exit_status=_changes_exit),
+    Command(
+        "is-enabled", "print whether units are enabled (enabled, disabled, static, ...)",
+        positional=_UNITS, options=(_QUIET,), control="is-enabled", build_args=_units_args,
+        show=_show_words, exit_status=_is_enabled_exit),
+)

@@ -1,0 +1,66 @@
+"""`verify` as a control command: unit files checked on the manager's host."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import write_unit
+from unitmgr.shell.client import RemoteError
+
+
+def test_verify_reports_errors_and_warnings(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    manager = make_manager(units)
+    checks = tmp_path / "checks"
+    good = write_unit(checks, "good.service", "[Service]\nExecStart=/bin/true\n")
+    bad = write_unit(checks, "bad.service", "[Service]\nType=simple\n")
+    odd = write_unit(checks, "odd.service", "[Service]\nExecStart=/bin/true\nFrobnicate=yes\n"
+                     "PrivateTmp=yes\n")
+
+    clean = manager.request("verify", {"files": [str(good)]})
+    assert clean == {"lines": [], "errors": False}
+
+    failed = manager.request("verify", {"files": [str(good), str(bad)]})
+    assert failed["errors"] is True
+    assert failed["lines"][-1] == "Unit bad.service has a bad unit file setting."
+    assert any(line.startswith(f"{bad}: Service has no ExecStart=") for line in failed["lines"])
+
+    warned = manager.request("verify", {"files": [str(odd)]})
+    assert warned["errors"] is False
+    assert (f"{odd}:3: [Service] Frobnicate=: Unknown key 'Frobnicate' in section [Service], "
+            "ignoring.") in warned["lines"]
+    assert any("PrivateTmp=" in line and "not supported" in line for line in warned["lines"])
+
+
+def test_verify_missing_file_and_bad_arguments(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    manager = make_manager(units)
+    missing = manager.request("verify", {"files": [str(tmp_path / "nope.service")]})
+    assert missing["errors"] is True
+    assert "No such file or directory" in missing["lines"][-1]
+    with pytest.raises(RemoteError) as error:
+        manager.request("verify", {"files": []})
+    assert error.value.code == "bad-request"
+
+
+def test_unitmgr_verify_command_line(tmp_path: Path) -> None:
+    good = write_unit(tmp_path, "good.service", "[Service]\nExecStart=/bin/true\n")
+    bad = write_unit(tmp_path, "bad.service", "[Service]\nExecStart=/bin/true\nRestart=sometimes\n"
+                     "Type=forking\nType=\n[Bogus\n")
+
+    def verify(*paths: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "unitmgr.manager.cli", "verify",
+                               *map(str, paths)], capture_output=True, text=True, timeout=60)
+
+    clean = verify(good)
+    assert (clean.returncode, clean.stdout, clean.stderr) == (0, "", "")
+    failed = verify(good, bad)
+    assert failed.returncode == 1 and failed.stdout == ""
+    lines = failed.stderr.splitlines()
+    assert lines[0].startswith(f"{bad}:6: Invalid section header '[Bogus'")
+    assert lines[-1] == "Unit bad.service has a bad unit file setting."

@@ -1,0 +1,151 @@
+"""Log selection pieces without a manager: time syntax, query arguments, rotation settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+from unitmgr.manager.logconfig import LogDefaults, read_manager_config, unit_options
+from unitmgr.manager.logquery import LogQuery, query_records, record_of
+from unitmgr.manager.logstore import STDERR, STDOUT, LogLine, LogStore
+from unitmgr.manager.protocol import ProtocolError
+from unitmgr.manager.timesyntax import TimeSyntaxError, parse_time
+
+NOW = dt.datetime(2026, 3, 15, 14, 30, 0).timestamp()
+
+
+def local(*fields: int) -> float:
+    return dt.datetime(*fields).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW),
+        ("today", local(2026, 3, 15)),
+        ("yesterday", local(2026, 3, 14)),
+        ("tomorrow", local(2026, 3, 16)),
+        ("10 min ago", NOW - 600),
+        ("1h30m ago", NOW - 5400),
+        ("-1h", NOW - 3600),
+        ("+2d", NOW + 2 * 86400),
+        ("2024-01-03", local(2024, 1, 3)),
+        ("2024-01-03 10:00", local(2024, 1, 3, 10, 0)),
+        ("2024-01-03 10:00:05", local(2024, 1, 3, 10, 0, 5)),
+        ("2024-01-03T10:00:05", local(2024, 1, 3, 10, 0, 5)),
+        ("2024-01-03 10:00:05 UTC", dt.datetime(2024, 1, 3, 10, 0, 5, tzinfo=dt.UTC).timestamp()),
+        ("9:15", local(2026, 3, 15, 9, 15)),
+        ("@1704272400", 1704272400.0),
+    ],
+)
+def test_time_syntax(text: str, expected: float) -> None:
+    assert parse_time(text, NOW) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10 min", "2024-13-01", "25:00", "xx ago", "@abc"])
+def test_time_syntax_errors(text: str) -> None:
+    with pytest.raises(TimeSyntaxError) as error:
+        parse_time(text, NOW)
+    assert repr(text) in str(error.value) or not text
+    assert "@" in str(error.value), "the message shows an accepted form"
+
+
+def line(text: bytes, stamp: float = 1.0, stream: str = "stdout") -> LogLine:
+    return LogLine("a.service", stamp, stream, 7, text)
+
+
+def test_query_from_args() -> None:
+    query = LogQuery.from_args({"lines": 5, "since": 100, "until": "@200", "grep": "fail",
+                                "stream": "stderr", "raw": True})
+    assert (query.lines, query.since, query.until, query.stream, query.raw) == (5, 100.0, 200.0, "stderr", True)
+    assert query.accepts(line(b"it FAILED", 150, "stderr"))
+    assert not query.accepts(line(b"it FAILED", 150, "stdout"))
+    assert not query.accepts(line(b"it FAILED", 99, "stderr"))
+    assert not query.accepts(line(b"it FAILED", 201, "stderr"))
+    assert not query.accepts(line(b"fine", 150, "stderr"))
+
+
+def test_grep_case_follows_pattern() -> None:
+    assert LogQuery.from_args({"grep": "error"}).accepts(line(b"ERROR here"))
+    assert not LogQuery.from_args({"grep": "Error"}).accepts(line(b"ERROR here"))
+    # Invalid UTF-8 is matched in its replaced form, never raises.
+    assert LogQuery.from_args({"grep": "x"}).accepts(line(b"\xffx"))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ({"lines": -1}, "'lines'"),
+        ({"lines": "5"}, "'lines'"),
+        ({"since": "whenever"}, "whenever"),
+        ({"until": []}, "'until'"),
+        ({"grep": "(unclosed"}, "(unclosed"),
+        ({"stream": "stdin"}, "stdin"),
+    ],
+)
+def test_query_rejects_bad_args(args: dict, fragment: str) -> None:
+    with pytest.raises(ProtocolError) as error:
+        LogQuery.from_args(args)
+    assert error.value.code == "bad-request"
+    assert fragment in error.value.message
+
+
+def test_record_shape() -> None:
+    record = record_of(LogLine("a.service", 2.5, "stderr", 9, b"\xff\x00end", partial=True,
+                               identifier="app"), raw=True)
+    assert record == {"unit": "a.service", "time": 2.5, "stream": "stderr", "pid": 9,
+                      "text": "\ufffd\x00end", "identifier": "app", "partial": True, "raw": "/wBlbmQ="}
+
+
+def test_large_reply_leaves_out_oldest(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("big.service")
+    chunk = b"y" * 100_000 + b"\n"
+    for _ in range(40):
+        writer.write(chunk, STDOUT, 1)
+    writer.write(b"last\n", STDERR, 1)
+    result = query_records(store, ["big.service"], LogQuery(lines=0))
+    assert result["omitted"] > 0
+    assert result["records"][-1]["text"] == "last"
+    assert len(result["records"]) + result["omitted"] == 41
+
+
+def test_manager_config(tmp_path: Path) -> None:
+    config = tmp_path / "unitmgr.conf"
+    assert read_manager_config(config) == LogDefaults()
+    config.write_text("# comment\n[Other]\nLogMaxBytes=1\n[Manager]\nLogMaxBytes=2M\nLogKeepFiles=7\n")
+    assert read_manager_config(config) == LogDefaults(2 * 1024 * 1024, 7)
+
+
+def test_manager_config_bad_value_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "unitmgr.conf"
+    config.write_text("[Manager]\nLogMaxBytes=lots\n")
+    with caplog.at_level(logging.WARNING):
+        assert read_manager_config(config) == LogDefaults()
+    assert "LogMaxBytes=lots" in caplog.text
+
+
+def test_unit_options(caplog: pytest.LogCaptureFixture) -> None:
+    defaults = LogDefaults(1 << 20, 3)
+    options = unit_options("u.service", {"X-Unitmgr-LogMaxBytes": ["64K"], "SyslogIdentifier": "tag"}, defaults)
+    assert (options.max_bytes, options.keep_files, options.identifier) == (65536, 3, "tag")
+    with caplog.at_level(logging.WARNING):
+        options = unit_options("v.service", {"X-Unitmgr-LogKeepFile": ["2"],
+                                             "X-Unitmgr-LogKeepFiles": ["zero"]}, defaults)
+    assert (options.max_bytes, options.keep_files) == (1 << 20, 3)
+    assert "X-Unitmgr-LogKeepFile=" in caplog.text
+    assert "X-Unitmgr-LogKeepFiles=zero" in caplog.text
+
+
+def test_store_applies_unit_options(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    store.unit_options = lambda unit: unit_options(unit, {"X-Unitmgr-LogMaxBytes": ["8K"],
+                                                          "X-Unitmgr-LogKeepFiles": ["2"]}, LogDefaults())
+    writer = store.writer("w.service")
+    assert (writer.max_bytes, writer.keep_files) == (8192, 2)
+    for number in range(3000):
+        writer.write(f"entry {number}\n".encode(), STDOUT, 1)
+    assert (tmp_path / "w.service.log.1").exists()
+    assert not (tmp_path / "w.service.log.2").exists()
