@@ -1,8 +1,15 @@
-"""The virtual environment that holds the anchors: supervisor and Circus from PyPI.
+"""The virtual environments the benchmark runs the managers from.
 
-Both go into bench/.venv with pip. The pins are the newest releases that
-install and run on Python 3.11 (checked on 2026-12-04); Circus brings its own
-pyzmq and tornado, so nothing is shared with unitmgr's interpreter.
+- `bench/.venv/anchors`: supervisor and Circus from PyPI, with Circus's own
+  pyzmq and tornado. The pins are the newest releases that install and run
+  on Python 3.11 (checked on 2026-12-04).
+- `bench/.venv/unitmgr`: unitmgr as a user installs it, a regular
+  (non-editable) install of this checkout, refreshed at the start of every
+  run so it matches the working tree.
+
+Both start from the same base interpreter and see none of its site-packages,
+so each tool's start-up cost is its own: an editable install or a `.pth`
+hook of the development interpreter does not slow down only one side.
 """
 
 from __future__ import annotations
@@ -10,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 import venv
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +26,22 @@ log = logging.getLogger(__name__)
 REQUIREMENTS = ["supervisor==4.3.0", "circus==0.19.0"]
 VERSION_SCRIPT = """\
 import importlib.metadata as m, json, sys
-names = ["supervisor", "circus", "pyzmq", "tornado"]
-print(json.dumps({"python": sys.version.split()[0], **{n: m.version(n) for n in names}}))
+found = {"python": sys.version.split()[0]}
+for name in sys.argv[1:]:
+    try:
+        found[name] = m.version(name)
+    except m.PackageNotFoundError:
+        pass
+print(json.dumps(found))
 """
 
 
 class AnchorInstallError(Exception):
-    """supervisor or Circus could not be installed (no network, or no matching release)."""
+    """A virtual environment could not be set up (no network, or no matching release)."""
 
 
 @dataclass(frozen=True)
-class AnchorEnv:
+class VirtualEnv:
     root: Path
 
     @property
@@ -40,43 +51,51 @@ class AnchorEnv:
     def tool(self, name: str) -> Path:
         return self.root / "bin" / name
 
-    def versions(self) -> dict[str, str]:
-        result = subprocess.run([str(self.python), "-c", VERSION_SCRIPT], capture_output=True, text=True,
+    def versions(self, *names: str) -> dict[str, str]:
+        result = subprocess.run([str(self.python), "-c", VERSION_SCRIPT, *names], capture_output=True, text=True,
                                 check=True, timeout=60)
         return json.loads(result.stdout)
 
+    def imports(self, *modules: str) -> bool:
+        if not self.python.exists():
+            return False
+        check = subprocess.run([str(self.python), "-c", f"import {', '.join(modules)}"], capture_output=True,
+                               timeout=60)
+        return check.returncode == 0
 
-def _installed(env: AnchorEnv) -> bool:
-    if not env.python.exists():
-        return False
-    check = subprocess.run([str(env.python), "-c", "import supervisor, circus, zmq, tornado"],
-                           capture_output=True, timeout=60)
-    return check.returncode == 0 and env.tool("supervisord").exists() and env.tool("circusd").exists()
+    def create(self) -> None:
+        log.info("creating the virtual environment %s", self.root)
+        venv.EnvBuilder(with_pip=True, clear=self.root.exists()).create(self.root)
+
+    def pip_install(self, *requirements: str) -> None:
+        command = [str(self.python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise AnchorInstallError(
+                f"pip could not install {' '.join(requirements)} into {self.root} "
+                f"(exit status {result.returncode}); check that PyPI is reachable:\n{tail}"
+            )
 
 
-def ensure_anchor_env(root: Path) -> AnchorEnv:
-    """Create the environment at `root` and install the anchors into it, unless that is done already."""
-    env = AnchorEnv(root)
-    if _installed(env):
+def ensure_anchor_env(root: Path) -> VirtualEnv:
+    """Return root/anchors with supervisor and Circus installed, creating it on first use."""
+    env = VirtualEnv(root / "anchors")
+    if env.imports("supervisor", "circus", "zmq", "tornado") and env.tool("circusd").exists():
         return env
-    log.info("creating %s and installing %s", root, " ".join(REQUIREMENTS))
-    venv.EnvBuilder(with_pip=True, clear=root.exists()).create(root)
-    command = [str(env.python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *REQUIREMENTS]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0 or not _installed(env):
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise AnchorInstallError(
-            f"could not install {' '.join(REQUIREMENTS)} into {root} with pip "
-            f"(exit status {result.returncode}); check that PyPI is reachable:\n{tail}"
-        )
+    env.create()
+    log.info("installing %s", " ".join(REQUIREMENTS))
+    env.pip_install(*REQUIREMENTS)
     return env
 
 
-def unitmgr_versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    return {
-        "python": sys.version.split()[0],
-        "unitmgr": metadata.version("unitmgr"),
-        "pyzmq": metadata.version("pyzmq"),
-    }
+def ensure_unitmgr_env(root: Path, source: Path) -> VirtualEnv:
+    """Return root/unitmgr with the checkout at `source` freshly installed as a regular package."""
+    env = VirtualEnv(root / "unitmgr")
+    if not env.imports("zmq", "psutil", "prompt_toolkit", "cryptography", "paramiko"):
+        env.create()
+        log.info("installing unitmgr and its dependencies from %s", source)
+        env.pip_install(str(source))
+    log.info("reinstalling unitmgr from %s into %s", source, env.root)
+    env.pip_install("--no-deps", "--force-reinstall", "--no-build-isolation", str(source))
+    return env

@@ -29,7 +29,7 @@ WANTED_CONTROLLERS = ("cpu", "memory", "pids", "io")
 
 @dataclass
 class CgroupSupport:
-    """What the cgroup v2 hierarchy offers this manager; `usable` means it may create cgroups."""
+    """The cgroup v2 hierarchy as this manager sees it; `usable` means it may create cgroups."""
 
     mount: Path | None = None
     own_path: str = ""
@@ -64,7 +64,7 @@ def _own_v2_path(cgroup_text: str) -> str | None:
 
 
 def detect() -> CgroupSupport:
-    """Probe the cgroup v2 hierarchy; the result says why it is unusable when it is."""
+    """Probe the cgroup v2 hierarchy; an unusable result gives the reason in `reason`."""
     try:
         mounts = Path("/proc/self/mounts").read_text()
         own = _own_v2_path(Path("/proc/self/cgroup").read_text())

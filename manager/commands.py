@@ -209,5 +209,8 @@ class CommandHandler:
         return {"stopping": True}
 
     def _log_records(self, names: list[str], lines: int, raw: bool) -> list[dict[str, Any]]:
+        # As with `systemctl status -n 0`, 0 means no lines (for `logs` it means all).
+        if lines == 0:
+            return []
         # Limited in size like `logs`, so a status reply stays below the message cap.
         return query_records(self.manager.logs, names, LogQuery(lines=lines, raw=raw))["records"]

@@ -123,7 +123,10 @@ class Manager:
 
     def state_changed(self, runtime: UnitRuntime) -> None:
         if self.reactions is not None:
-            self.reactions.state_changed(runtime)
+            try:
+                self.reactions.state_changed(runtime)
+            except Exception:
+                log.exception("dependency reactions failed for %s", runtime.name)
         for listener in list(self.listeners):
             try:
                 listener(runtime)

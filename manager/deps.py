@@ -114,17 +114,32 @@ class DependencyReactions:
         if previous is current:
             return
         if current is ActiveState.FAILED:
-            targets = dependencies(runtime.unit, "OnFailure")
-            if targets:
-                self._start(targets, f"OnFailure= of {runtime.name}")
+            self._start_monitors(runtime, "OnFailure")
         if current is ActiveState.INACTIVE and runtime.result == "success" and previous not in _INACTIVE:
-            targets = dependencies(runtime.unit, "OnSuccess")
-            if targets:
-                self._start(targets, f"OnSuccess= of {runtime.name}")
+            self._start_monitors(runtime, "OnSuccess")
         if current in _INACTIVE:
             self._after_stop(runtime)
         if current is ActiveState.ACTIVE:
             self._upheld_by(runtime)
+
+    def _start_monitors(self, runtime: UnitRuntime, key: str) -> None:
+        """Start OnFailure=/OnSuccess= units, passing them $MONITOR_* about `runtime`."""
+        targets = dependencies(runtime.unit, key)
+        if not targets:
+            return
+        last_exit = getattr(runtime, "main_exit", None)
+        monitor = {
+            "MONITOR_SERVICE_RESULT": runtime.result,
+            "MONITOR_EXIT_CODE": last_exit.code if last_exit else "",
+            "MONITOR_EXIT_STATUS": str(last_exit.status) if last_exit else "",
+            "MONITOR_INVOCATION_ID": getattr(runtime, "invocation_id", ""),
+            "MONITOR_UNIT": runtime.name,
+        }
+        for name in targets:
+            target = self.manager.runtime(name)
+            if target is not None:
+                target.monitor_env = monitor
+        self._start(targets, f"{key}= of {runtime.name}")
 
     def _after_stop(self, runtime: UnitRuntime) -> None:
         bound = [other.name for other in self.manager.runtimes.values()

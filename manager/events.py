@@ -16,8 +16,8 @@ room again the client receives `{"event": "dropped", "count": N}`, whose seq
 is that of the last dropped event, so seq numbers stay contiguous. Nothing
 here ever waits for a client: a slow or vanished subscriber costs its own
 bounded queue, never the manager's time or other subscribers' events. A
-subscription whose window stays full for EXPIRE_SECONDS without an ack is
-removed.
+subscription is removed when its queue is full and no ack has come for
+EXPIRE_SECONDS.
 
 Statistics are sampled only while someone subscribes to `stats`.
 """
@@ -218,8 +218,10 @@ class EventHub:
             self._attach(writer, wanted)
         stats = any("stats" in s.streams for s in self.subscriptions.values())
         if stats and self._stats_task is None:
+            log.debug("statistics sampling started")
             self._stats_task = asyncio.ensure_future(self._sample_stats())
         elif not stats and self._stats_task is not None:
+            log.debug("statistics sampling stopped")
             self._stats_task.cancel()
             self._stats_task = None
 

@@ -37,19 +37,32 @@ EXIT_CGROUP = 219
 SYS_IOPRIO_SET = {"x86_64": 251, "i686": 289, "i386": 289, "aarch64": 30, "armv7l": 314,
                   "ppc64le": 273, "s390x": 282, "riscv64": 30}  # fmt: skip
 IOPRIO_WHO_PROCESS = 1
+# Linux's RLIMIT_* numbers, for names Python's resource module lacks (RLIMIT_LOCKS).
+LINUX_RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+                 "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+                 "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+                 "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}  # fmt: skip
 IOPRIO_CLASS_SHIFT = 13
 
 
 def fail(status_fd: int, code: int, step: str, err: OSError) -> None:
+    """Report a failed step to the manager and on stderr (the unit's log), then exit with `code`."""
     message = f"{code} {step} {err.errno or 0} {err.strerror or err}"
     if status_fd >= 0:
         try:
             os.write(status_fd, message.encode("utf-8", "replace"))
         except OSError:
             pass
-    else:
+    try:
         os.write(2, f"unitmgr: {step} failed: {err.strerror or err}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
     os._exit(code)
+
+
+def rlimit_number(name: str) -> int:
+    number = getattr(resource, name, None)
+    return LINUX_RLIMITS[name] if number is None else number
 
 
 def limit_value(value: int | None) -> int:
@@ -63,12 +76,13 @@ def check_hard_limit(name: str, hard: int) -> OSError | None:
     manager lacks. Checking here makes the start fail the same way whether or
     not the manager runs as root.
     """
-    _soft, own_hard = resource.getrlimit(getattr(resource, name))
+    _soft, own_hard = resource.getrlimit(rlimit_number(name))
     if own_hard == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and hard <= own_hard):
         return None
     wanted = "infinity" if hard == resource.RLIM_INFINITY else str(hard)
-    return OSError(1, f"{name} hard limit {wanted} is above the manager's own hard limit {own_hard}; "
-                      f"lower the unit's Limit*= value to at most {own_hard}")
+    directive = "Limit" + name.removeprefix("RLIMIT_")
+    return OSError(1, f"{directive}=: hard limit {wanted} is above the manager's own hard limit {own_hard}; "
+                      f"set it to at most {own_hard}")
 
 
 def apply_rlimits(spec: dict, status_fd: int) -> None:
@@ -78,7 +92,7 @@ def apply_rlimits(spec: dict, status_fd: int) -> None:
         if error is not None:
             fail(status_fd, EXIT_LIMITS, "setrlimit", error)
         try:
-            resource.setrlimit(getattr(resource, name), wanted)
+            resource.setrlimit(rlimit_number(name), wanted)
         except (OSError, ValueError) as exc:
             err = exc if isinstance(exc, OSError) else OSError(1, f"{name}: {exc}")
             fail(status_fd, EXIT_LIMITS, "setrlimit", err)

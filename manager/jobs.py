@@ -62,7 +62,7 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
         except asyncio.CancelledError:
             if not current.task.cancelled():
                 raise
-        except Exception:  # noqa: BLE001 - the failed job has logged its error; ours runs next
+        except Exception:  # noqa: BLE001 - the failed job logged its error, and this one runs next
             pass
         if runtime.job is current:
             runtime.job = None
@@ -199,7 +199,7 @@ class Transactions:
         everything = asyncio.ensure_future(asyncio.gather(*(start_one(name) for name in units)))
         self._background.add(everything)
         everything.add_done_callback(self._background.discard)
-        # Reply once the requested units' jobs are done; pulled-in units may still be starting.
+        # Reply once the requested units' jobs are done. Pulled-in units may still be starting.
         requested = [futures[name] for name in names if name in futures]
         if requested:
             await asyncio.wait(requested)

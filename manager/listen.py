@@ -320,7 +320,7 @@ def _make_parent(path: str, mode: int) -> None:
 
 
 def _clear_stale_node(address: ListenAddress) -> None:
-    """Remove a socket file left by a program that is gone; refuse one that still answers."""
+    """Remove a socket file left by a program that has exited; reject one that still accepts connections."""
     path = address.node
     assert path is not None
     try:
@@ -333,7 +333,7 @@ def _clear_stale_node(address: ListenAddress) -> None:
     try:
         probe.connect(path)
     except OSError:
-        os.unlink(path)  # nobody listens: a stale file
+        os.unlink(path)  # no listener: a stale file
         return
     finally:
         probe.close()

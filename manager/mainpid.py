@@ -36,6 +36,10 @@ class ExitWatch:
         self._on_exit = on_exit
         self._fd: int | None = None
         reaper.watch(pid, self._resolve)
+        info = processes.read_stat(pid)
+        if info is not None and info.ppid == os.getpid():
+            # A child of the manager: the reaper always delivers its status.
+            return
         try:
             self._fd = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -93,7 +97,7 @@ def read_pid_file(path: Path) -> int:
 
 
 async def wait_pid_file(path: Path, members: Callable[[], set[int]]) -> int:
-    """Read `path` until it names a live process of the unit; the caller bounds the wait.
+    """Read `path` until it names a live process of the unit. The caller bounds the wait.
 
     A daemon may write its PID file a moment after its parent exited, so a
     missing file is retried with a growing pause.
@@ -109,7 +113,7 @@ async def wait_pid_file(path: Path, members: Callable[[], set[int]]) -> int:
             if pid in members():
                 return pid
             if processes.read_stat(pid) is not None:
-                raise PIDFileError(f"PID {pid} in {path} does not belong to the service; refusing it")
+                raise PIDFileError(f"PID {pid} in {path} does not belong to the service, so it is rejected")
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
 

@@ -51,7 +51,7 @@ class NotifyMessage:
 
 
 def parse_fields(data: bytes) -> dict[str, str]:
-    """Split a datagram into fields; lines without `=` or with invalid UTF-8 are dropped."""
+    """Split a datagram into fields, dropping lines without `=` and values that are not UTF-8."""
     fields: dict[str, str] = {}
     for line in data.split(b"\n"):
         key, has_value, value = line.partition(b"=")
@@ -72,7 +72,7 @@ def socket_address(address: str) -> str | bytes:
 
 
 class NotifySocket:
-    """The listening socket; `handler` gets every message whose sender has credentials."""
+    """The listening socket, which passes every message with sender credentials to `handler`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, address: str,
                  handler: Callable[[NotifyMessage], None]):
@@ -114,7 +114,7 @@ class NotifySocket:
                 pass
 
     def _on_readable(self) -> None:
-        # Drain everything queued; each datagram is one message.
+        # Drain everything queued. Each datagram is one message.
         while self._sock is not None:
             message = self._receive()
             if message is None:
@@ -125,7 +125,7 @@ class NotifySocket:
                 log.exception("notify: handling a message from pid %d failed", message.sender.pid)
 
     def _receive(self) -> NotifyMessage | None:
-        """Read the next datagram that can be attributed; None once the queue is empty."""
+        """Return the next datagram that names its sender, or None once the queue is empty."""
         assert self._sock is not None
         ancillary_size = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(MAX_FDS * 4)
         while True:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The ppid chain is followed this far up; deeper trees are still caught by the session rule.
+# The ppid chain is followed this far up. Deeper trees are still caught by the session rule.
 MAX_ANCESTORS = 64
 # At most one "rejected" warning per unit in this many seconds.
 WARN_INTERVAL = 5.0

@@ -18,7 +18,10 @@ are reported as enforced by nobody, with one warning per loaded unit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,11 @@ KERNEL_FILES = {
     "TasksMax": ("pids", "pids.max"),
     "IOWeight": ("io", "io.weight"),
 }
+# What each file holds when the limit is not set.
+KERNEL_DEFAULTS = {
+    "MemoryMax": "max", "MemoryHigh": "max", "MemorySwapMax": "max", "CPUQuota": "max",
+    "CPUWeight": "100", "TasksMax": "max", "IOWeight": "default 100",
+}
 MANAGER_ENFORCED = ("MemoryMax", "TasksMax")
 # CPU % is taken over at least CPU_MIN_WINDOW and at most CPU_WINDOW seconds.
 CPU_MIN_WINDOW = 0.25
@@ -66,6 +74,7 @@ class UnitResources:
     # Limit name -> "kernel", "manager" or "none".
     enforced_by: dict[str, str] = field(default_factory=dict)
     cgroup: str | None = None
+    limits_written_for: str | None = None
     memory_peak: int = 0
     last_sample: UnitSample | None = None
     previous_sample: UnitSample | None = None
@@ -173,17 +182,24 @@ class ResourceTracker:
             except OSError as exc:
                 log.warning("%s: could not create its cgroup, running it without one: %s", unit, exc)
                 return None
+        if entry.limits_written_for != entry.invocation_id:
+            # Once per invocation: a cgroup kept from the previous one may hold old values.
+            entry.limits_written_for = entry.invocation_id
             self._write_kernel_limits(unit, entry)
         return entry.cgroup
 
     def _write_kernel_limits(self, unit: str, entry: UnitResources) -> None:
+        """Write every limit whose controller is enabled; unset ones get the kernel's default back."""
         assert self.tree is not None
         settings = entry.settings
-        for name, value in settings.limits().items():
-            if entry.enforced_by.get(name) != "kernel":
+        limits = settings.limits()
+        for name, (controller, file_name) in KERNEL_FILES.items():
+            if controller not in self.tree.enabled:
                 continue
-            text = kernel_value(name, value, settings)
-            if not self.tree.write(unit, KERNEL_FILES[name][1], text):
+            if name not in limits:
+                self.tree.write(unit, file_name, KERNEL_DEFAULTS[name])
+                continue
+            if not self.tree.write(unit, file_name, kernel_value(name, limits[name], settings)):
                 entry.enforced_by[name] = "manager" if name in MANAGER_ENFORCED else "none"
 
     # -- state changes ------------------------------------------------------
@@ -202,12 +218,33 @@ class ResourceTracker:
         if self.tree is None:
             return
         # KillMode=process and none leave the other processes running, as systemd does.
-        kill_all = runtime.unit.get("Service", "KillMode") in (None, "control-group", "mixed")
-        if runtime.sub_state == "stop-sigkill" and kill_all:
+        kill_mode = runtime.unit.get("Service", "KillMode")
+        kill_all = kill_mode in (None, "control-group", "mixed")
+        if runtime.sub_state == "stop-sigterm" and kill_mode in (None, "control-group"):
+            self._signal_untracked(runtime)
+        elif runtime.sub_state == "stop-sigkill" and kill_all:
             self.tree.kill(runtime.name)
         elif state in (ActiveState.INACTIVE, ActiveState.FAILED) or runtime.sub_state == "auto-restart":
             self._note_kernel_oom(runtime, entry)
             self._release_cgroup(runtime.name, entry, kill=kill_all)
+
+    def _signal_untracked(self, runtime: UnitRuntime) -> None:
+        """Send KillSignal= to processes in the unit's cgroup that process tracking missed.
+
+        The stop sequence signals the processes it tracks. A daemon that left
+        the unit's session and cleared its environment is only found here.
+        """
+        assert self.tree is not None
+        untracked = self.tree.pids(runtime.name) - runtime.members()
+        if not untracked:
+            return
+        kill_signal = runtime.unit.get("Service", "KillSignal") or signal.SIGTERM
+        log.info("%s: sending %s to %d process(es) found only in its cgroup", runtime.name,
+                 signal.Signals(kill_signal).name, len(untracked))
+        for pid in untracked:
+            for signum in (kill_signal, signal.SIGCONT):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
 
     def _note_kernel_oom(self, runtime: UnitRuntime, entry: UnitResources) -> None:
         """Report a kill by the kernel's OOM killer inside the unit's cgroup as result `oom-kill`."""
@@ -251,11 +288,16 @@ class ResourceTracker:
     # -- figures ------------------------------------------------------------
 
     def unit_pids(self, runtime: UnitRuntime) -> set[int]:
-        pids = runtime.members()
+        """Return the unit's processes: its cgroup's where it has one, else from process tracking.
+
+        Every process of a unit with a cgroup was spawned into it, so
+        `cgroup.procs` is complete, and reading it costs far less than the
+        scan of /proc that process tracking needs.
+        """
         entry = self.units.get(runtime.name)
         if self.tree is not None and entry is not None and entry.cgroup is not None:
-            pids |= self.tree.pids(runtime.name)
-        return pids
+            return self.tree.pids(runtime.name)
+        return runtime.members()
 
     def sample(self, runtime: UnitRuntime, detailed: bool = True) -> UnitSample:
         """Sample a unit's processes now and keep the sample for CPU % and the peak."""
@@ -336,6 +378,15 @@ class ResourceTracker:
             await asyncio.sleep(TOP_SAMPLE_DELAY)
         rows = [self._top_row(runtime) for runtime in runtimes]
         return {"units": sort_rows(rows, key), "sort": key, "mode": self.mode}
+
+    def unit_figures(self) -> dict[str, dict[str, Any]]:
+        """Return the `top` row of every service that is not inactive, keyed by name, without waiting.
+
+        Meant for a periodic `stats` event: each call is a sample, so CPU % is
+        taken between two calls (null on the first).
+        """
+        return {runtime.name: self._top_row(runtime) for runtime in list(self.manager.runtimes.values())
+                if runtime.unit.kind == "service" and runtime.active_state is not ActiveState.INACTIVE}
 
     def _sample_age(self, unit: str) -> float:
         entry = self.units.get(unit)

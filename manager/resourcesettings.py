@@ -2,7 +2,7 @@
 
 The unit loader stores `MemoryMax=`, `CPUAffinity=`, `IOSchedulingClass=`
 and their relatives as the text written in the file. This module turns them
-into numbers once per start; an invalid value is ignored with a warning
+into numbers once per start. An invalid value is ignored with a warning
 that names the value and the accepted forms, as systemd does at load.
 """
 
@@ -190,6 +190,6 @@ def resource_settings(get: Any) -> ResourceSettings:
     if settings.io_priority is not None and settings.io_class is None:
         settings.io_class = IO_CLASSES["best-effort"]
     if settings.io_class is not None and settings.io_priority is None:
-        # The kernel's default level for best-effort; idle has no levels.
+        # systemd's default level is 4; the idle class has no levels.
         settings.io_priority = 0 if settings.io_class == IO_CLASSES["idle"] else 4
     return settings

@@ -133,13 +133,13 @@ class Scaler:
 
     async def apply(self, prefix: str, count: int) -> list[dict[str, str]]:
         """Start instances 1..count, stop running ones above count; return the jobs."""
-        wanted = [f"{prefix}@{k}.service" for k in range(1, count + 1)]
+        kept = [f"{prefix}@{k}.service" for k in range(1, count + 1)]
         extra = [r.name for k, r in sorted(self.running_instances(prefix).items()) if k > count]
-        log.info("scaling %s@.service to %d: starting %d, stopping %d", prefix, count, len(wanted), len(extra))
+        log.info("scaling %s@.service to %d: starting %d, stopping %d", prefix, count, len(kept), len(extra))
         stop_task = asyncio.ensure_future(self.manager.transactions.stop(extra)) if extra else None
-        started = await self.manager.transactions.start(wanted) if wanted else {}
+        started = await self.manager.transactions.start(kept) if kept else {}
         stopped = await stop_task if stop_task is not None else {}
-        jobs = [{"unit": n, "job": "start", "result": started.get(n, "done")} for n in wanted]
+        jobs = [{"unit": n, "job": "start", "result": started.get(n, "done")} for n in kept]
         jobs += [{"unit": n, "job": "stop", "result": stopped.get(n, "done")} for n in extra]
         return jobs
 

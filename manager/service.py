@@ -70,7 +70,7 @@ RLIMIT_NAMES = {
 
 
 class StartFailed(Exception):
-    """The start sequence ended early; `result` is systemd's Result=."""
+    """The start sequence ended early, with systemd's Result= in `result`."""
 
     def __init__(self, result: str, cause: ExitCause, status: ExitStatus | None = None):
         super().__init__(result)
@@ -161,6 +161,7 @@ class ServiceRuntime(UnitRuntime):
         self.started_ok = False
         self._restart_task: asyncio.Task | None = None
         self._watches: list[ExitWatch] = []
+        self._monitor_env: dict[str, str] = {}
 
     # -- settings ---------------------------------------------------------
 
@@ -206,6 +207,7 @@ class ServiceRuntime(UnitRuntime):
             return "failed"
         self.start_times.append(time.time())
         self._begin_invocation()
+        self._monitor_env, self.monitor_env = self.monitor_env, {}
         deadline = Deadline(self.setting("TimeoutStartSec"))
         self.deadline = deadline
         try:
@@ -277,6 +279,9 @@ class ServiceRuntime(UnitRuntime):
             await self.run_control("ExecStartPre", command)
         self.set_state(ActiveState.ACTIVATING, "start")
         kind = self.service_type
+        if kind == "dbus":
+            # TODO: watch the bus for BusName=. Until then Type=dbus starts like Type=simple.
+            log.warning("%s: Type=dbus is not supported; starting it as Type=simple", self.name)
         if kind == "oneshot":
             await self._start_oneshot()
         elif kind == "forking":
@@ -336,7 +341,7 @@ class ServiceRuntime(UnitRuntime):
             asyncio.ensure_future(self._read_helper_status(helper_fd))
 
     async def _wait_ready(self) -> None:
-        """Wait for READY=1; an exit before it fails the start (Result=protocol if it was clean)."""
+        """Wait for READY=1. An exit before it fails the start, with Result=protocol if the exit was clean."""
         ready, exited = self.ready, self.main_exited
         assert ready is not None
         waiters: set[asyncio.Future[Any]] = {ready}
@@ -435,7 +440,7 @@ class ServiceRuntime(UnitRuntime):
     async def run_control(
         self, setting: str, command: ExecCommand, extra_env: dict[str, str] | None = None
     ) -> ExitStatus | None:
-        """Run one control command to its end; raise StartFailed when it fails and counts."""
+        """Run one control command to its end, and raise StartFailed when it fails without the `-` prefix."""
         try:
             pid, helper_fd = self._spawn(setting, command, main=False, extra_env=extra_env)
         except StartFailed:
@@ -478,6 +483,9 @@ class ServiceRuntime(UnitRuntime):
         pid_file = self.setting("PIDFile")
         if pid_file:
             env["PIDFILE"] = str(pid_file_path(pid_file, self.manager.paths.runtime))
+        if self.active_state is ActiveState.ACTIVATING:
+            # Started by OnFailure=/OnSuccess=: systemd passes these to the start commands.
+            env.update(self._monitor_env)
         return env
 
     def _spawn(self, setting: str, command: ExecCommand, main: bool,

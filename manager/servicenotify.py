@@ -80,9 +80,14 @@ class Watchdog:
         self.service = service
         self._handle: asyncio.TimerHandle | None = None
         self.fired = False
+        # WATCHDOG=trigger that arrived while the start was still finishing.
+        self._pending = ""
 
     def arm(self) -> None:
         self.disarm()
+        if self._pending:
+            self.expire(self._pending)
+            return
         seconds = _watchdog_seconds(self.service)
         if seconds <= 0 or seconds == float("inf"):
             return
@@ -96,6 +101,11 @@ class Watchdog:
     def expire(self, why: str) -> None:
         service = self.service
         self._handle = None
+        if service.active_state is ActiveState.ACTIVATING and why == "trigger":
+            # READY=1 was seen but the unit is not marked running yet: fire once it is.
+            self._pending = why
+            return
+        self._pending = ""
         if self.fired or service.active_state not in (ActiveState.ACTIVE, ActiveState.RELOADING):
             return
         self.fired = True

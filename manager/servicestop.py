@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# After FinalKillSignal= the kernel removes a process at once; this only
+# After FinalKillSignal= the kernel removes a process at once, so this only
 # bounds the wait for a process stuck in uninterruptible sleep.
 FINAL_KILL_WAIT = 5.0
 
@@ -39,7 +39,7 @@ def signal_name(signum: int) -> str:
 
 
 class StopSequence:
-    """Runs one stop of `service`; `result` is the Result= the stop started with."""
+    """One stop of `service`, starting with Result=`result`."""
 
     def __init__(self, service: ServiceRuntime, result: str, run_exec_stop: bool):
         self.service = service
@@ -140,7 +140,7 @@ class StopSequence:
             procs.signal(signal.SIGHUP, pids)
 
     async def _wait(self, procs: ProcessSet, first: list[int], mode: str) -> bool:
-        """Wait TimeoutStopSec= for the processes the mode waits for; False when some are left."""
+        """Wait TimeoutStopSec= for the processes KillMode= waits for, and return False when some are left."""
         deadline = Deadline(self.service.setting("TimeoutStopSec"))
         self.service.deadline = deadline
         try:

@@ -306,7 +306,7 @@ class SocketRuntime(UnitRuntime):
         self.update_watch()
 
     def service_changed(self, runtime: UnitRuntime) -> None:
-        """A service changed state: re-arm or pause activation, count finished connections."""
+        """Re-arm or pause activation after a service changed state, and count finished connections."""
         if runtime.name in self.instances and runtime.active_state in DOWN:
             self.instances.discard(runtime.name)
             if runtime.active_state is ActiveState.INACTIVE:
@@ -363,7 +363,7 @@ class SocketRuntime(UnitRuntime):
         try:
             await self.manager.transactions.start([name])
         finally:
-            # The instance's main process holds its own copy by now.
+            # The instance's main process has its own copy by now.
             connection = self.registry.connections.pop(name, None)
             if connection is not None:
                 connection.sock.close()
@@ -394,7 +394,7 @@ class SocketRuntime(UnitRuntime):
 
 
 def sockets_for_service(service: UnitRuntime) -> list[SocketRuntime]:
-    """The socket units whose listeners `service` receives, in order (Accept=no only)."""
+    """Return the socket units whose listeners `service` receives, in order (Accept=no only)."""
     manager = service.manager
     names = list(service.unit.get("Service", "Sockets") or [])
     if not names:

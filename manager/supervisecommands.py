@@ -28,7 +28,7 @@ KILL_WHOM = ("main", "control", "all")
 
 
 def parse_signal(value: Any) -> int:
-    """Accept 15, "15", "TERM" or "SIGTERM"; raise a ProtocolError naming the value otherwise."""
+    """Return the number for 15, "15", "TERM" or "SIGTERM", or raise a ProtocolError naming the value."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and value.isdigit():
@@ -49,7 +49,7 @@ def parse_signal(value: Any) -> int:
 
 
 def refuse_manual(runtime: UnitRuntime, kind: str) -> None:
-    """RefuseManualStart=/RefuseManualStop=: a request naming the unit itself is refused."""
+    """Reject a request that names a unit with RefuseManualStart=/RefuseManualStop= for that job."""
     keys = {"start": ("RefuseManualStart",), "stop": ("RefuseManualStop",),
             "restart": ("RefuseManualStart", "RefuseManualStop")}.get(kind, ())
     for key in keys:
@@ -109,7 +109,7 @@ def daemon_reload(manager: Manager) -> dict[str, Any]:
                 del manager.runtimes[name]
                 removed.append(name)
             else:
-                # Keeps running on the old definition; a stop on request ends it.
+                # It keeps running on the old definition until a stop is requested.
                 runtime.changed_on_disk = True
                 kept.append(name)
             continue

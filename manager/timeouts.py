@@ -25,7 +25,7 @@ def effective_timeout(seconds: float | None) -> float:
 
 
 class Deadline:
-    """The time limit of one phase; `extend()` moves it later, never earlier."""
+    """The time limit of one phase, which `extend()` moves later but never earlier."""
 
     def __init__(self, seconds: float | None):
         self.seconds = effective_timeout(seconds)
@@ -42,7 +42,7 @@ class Deadline:
         return time.monotonic() >= self.limit
 
     async def run(self, awaitable: Awaitable[T]) -> T:
-        """Await `awaitable`; cancel it and raise TimeoutError when the deadline passes first."""
+        """Await `awaitable`, or cancel it and raise TimeoutError when the deadline passes first."""
         task = asyncio.ensure_future(awaitable)
         try:
             while True:

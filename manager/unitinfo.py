@@ -155,10 +155,33 @@ class UnitFileCommands:
     # -- enablement -------------------------------------------------------
 
     async def enable(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.enablement.enable(protocol.arg_units(args)).to_json()
+        """Write the [Install] links; with `now`, also start the units (enable --now)."""
+        units = protocol.arg_units(args)
+        result = self.enablement.enable(units).to_json()
+        if args.get("now") and result["ok"]:
+            result["jobs"] = await self._jobs("start", units)
+        return result
 
     async def disable(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.enablement.disable(protocol.arg_units(args)).to_json()
+        """Remove the links of the units; with `now`, also stop them (disable --now)."""
+        units = protocol.arg_units(args)
+        result = self.enablement.disable(units).to_json()
+        if args.get("now"):
+            result["jobs"] = await self._jobs("stop", units)
+        return result
+
+    async def _jobs(self, kind: str, units: list[str]) -> list[dict[str, str]]:
+        """Run start or stop jobs for the loadable units among `units` (templates are skipped)."""
+        names = []
+        for name in units:
+            full = self.manager.resolve(name)
+            runtime = self.manager.runtime(full)
+            if runtime is not None and runtime.unit.load_state == "loaded" \
+                    and not runtime.unit.is_template:
+                names.append(full)
+        run = getattr(self.manager.transactions, kind)
+        results = await run(names) if names else {}
+        return [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]
 
     async def is_enabled(self, args: dict[str, Any]) -> dict[str, Any]:
         enablement = self.enablement

@@ -20,7 +20,6 @@ import dataclasses
 import ipaddress
 import json
 import logging
-import os
 import shlex
 import socket
 import sys
@@ -249,7 +248,8 @@ def open_client_on_link(link: SSHLink, pair: keyfiles.KeyPair, options: RemoteOp
 
 def _greet(link: SSHLink, pair: keyfiles.KeyPair, options: RemoteOptions) -> RemoteClient:
     """Open a tunnel and a client on it, and send `hello`."""
-    tunnel = Tunnel(link.open_channel, name=f"ssh-{link.host}")
+    describe_end = describe_bridge_end if link.channel_kind == "bridge" else None
+    tunnel = Tunnel(link.open_channel, name=f"ssh-{link.host}", describe_end=describe_end)
     try:
         client = RemoteClient(link, tunnel, pair, options)
     except BaseException:
@@ -259,7 +259,7 @@ def _greet(link: SSHLink, pair: keyfiles.KeyPair, options: RemoteOptions) -> Rem
         client.request("hello")
     except ClientError as exc:
         _close_client_only(client)
-        raise _with_channel_errors(exc, tunnel) from None
+        raise _with_channel_errors(exc, tunnel, link.host) from None
     except BaseException:
         _close_client_only(client)
         raise
@@ -272,10 +272,13 @@ def _close_client_only(client: RemoteClient) -> None:
     client.tunnel.close()
 
 
-def _with_channel_errors(exc: ClientError, tunnel: Tunnel) -> ClientError:
+def _with_channel_errors(exc: ClientError, tunnel: Tunnel, host: str) -> ClientError:
+    """Blame the SSH channel when it failed: a handshake that broke off or never
+    started is then a symptom, not the cause."""
     if not tunnel.channel_errors:
         return exc
-    return ClientError(exc.kind, f"{exc.message} (SSH channel: {tunnel.channel_errors[-1]})")
+    return ClientError("no-manager", f"cannot reach the manager on {host} through SSH: "
+                       f"{tunnel.channel_errors[-1]}; check that a manager runs there (unitmgr --user)")
 
 
 def _may_authorize(host: str, options: RemoteOptions) -> bool:
@@ -358,6 +361,19 @@ def channel_opener(connection: paramiko.SSHClient, endpoint: RemoteEndpoint,
     return "bridge", open_bridge
 
 
+def describe_bridge_end(channel: paramiko.Channel) -> str:
+    """Return the stderr of a remote `unitmgr bridge` that failed, else an empty string."""
+    # sshd sends the exit status just after the end of the output.
+    channel.status_event.wait(timeout=2.0)
+    if not channel.exit_status_ready() or channel.recv_exit_status() == 0:
+        return ""
+    errors = b""
+    while channel.recv_stderr_ready():
+        errors += channel.recv_stderr(65536)
+    text = " ".join(errors.decode("utf-8", "replace").split())
+    return text or f"the remote command exited with status {channel.recv_exit_status()}"
+
+
 def authorize_remote(connection: paramiko.SSHClient, host: str, public_key: bytes,
                      options: RemoteOptions) -> None:
     """Add `public_key` to the remote manager's authorized_keys with `unitmgr authorize-key`."""
@@ -405,7 +421,3 @@ def open_remote_session(host: str, options: RemoteOptions, eager: bool = False) 
     if eager:
         session.request("hello")
     return session
-
-
-def interactive_terminal() -> bool:
-    return os.isatty(0) and os.isatty(2)

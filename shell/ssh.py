@@ -195,11 +195,15 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
 def append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
     """Append one line to known_hosts, creating ~/.ssh (0700) and the file (0600) if missing."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    line = f"{name} {key.get_name()} {key.get_base64()}\n"
+    try:
+        if path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n"):
+            line = "\n" + line
+    except FileNotFoundError:
+        pass
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="ascii") as f:
-        if f.tell() > 0 and not path.read_bytes().endswith(b"\n"):
-            f.write("\n")
-        f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+        f.write(line)
     log.info("added host key of %s to %s", name, path)
 
 

@@ -45,13 +45,14 @@ def _size(value: int | None) -> str:
 def _row(unit: dict[str, Any]) -> tuple[str, ...]:
     cpu = unit.get("cpu_percent")
     seconds = unit.get("cpu_seconds")
-    tasks = unit.get("tasks")
-    limit = unit.get("tasks_max")
+    tasks = "-" if unit.get("tasks") is None else str(unit["tasks"])
+    if unit.get("tasks_max"):
+        tasks += f"/{unit['tasks_max']}"
     return (
         render.visible(unit["name"]),
         unit.get("sub_state", ""),
         str(unit.get("main_pid") or "-"),
-        "-" if tasks is None else (f"{tasks}/{limit}" if limit else str(tasks)),
+        tasks,
         "-" if cpu is None else f"{cpu:.1f}",
         "-" if seconds is None else humanize.cpu_time(seconds),
         _size(unit.get("memory_bytes")),

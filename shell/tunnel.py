@@ -23,6 +23,7 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 CHUNK = 65536
+MAX_DIRECTORY_LENGTH = 90  # leaves room for /tun.sock within the 107 bytes
 
 
 class Channel(Protocol):
@@ -37,10 +38,18 @@ class Channel(Protocol):
 class Tunnel:
     """Listen on a private unix socket; pump each connection through a new channel."""
 
-    def __init__(self, open_channel: Callable[[], Channel], name: str = "tunnel"):
+    def __init__(self, open_channel: Callable[[], Channel], name: str = "tunnel",
+                 describe_end: Callable[[Channel], str] | None = None):
+        """`describe_end(channel)` returns why a channel ended early (say, the
+        stderr of a failed command), or an empty string for a normal end."""
         self._open_channel = open_channel
+        self._describe_end = describe_end
         self._name = name
         self._directory = Path(tempfile.mkdtemp(prefix="unitsh-"))  # mkdtemp makes it 0700
+        if len(str(self._directory)) > MAX_DIRECTORY_LENGTH:
+            # A unix socket path is limited to 107 bytes on Linux; $TMPDIR may be deep.
+            self._directory.rmdir()
+            self._directory = Path(tempfile.mkdtemp(prefix="unitsh-", dir="/tmp"))
         self.path = self._directory / "tun.sock"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.path))
@@ -96,6 +105,11 @@ class Tunnel:
         finally:
             with self._lock:
                 self._open.discard(conn)
+            if self._describe_end is not None and not self._closed.is_set():
+                reason = self._describe_end(channel)
+                if reason:
+                    log.debug("%s: the channel ended: %s", self._name, reason)
+                    self.channel_errors.append(reason)
             _close_channel(channel)
             conn.close()
 

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "static", "indirect", "alias",
                             "generated", "transient"})
 
+# A --now start or stop replies when its jobs end (as start and stop in commands.py).
+JOB_TIMEOUT = 600.0
+
 # Properties `show -p` completion offers; show accepts any name.
 SHOW_PROPERTIES = (
     "Id", "Names", "Description", "LoadState", "ActiveState", "SubState", "Result", "MainPID",
@@ -49,6 +52,10 @@ def _property_list(text: str) -> list[str]:
 
 def _units_args(inv: Invocation) -> dict[str, Any]:
     return {"units": inv.args}
+
+
+def _link_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args, "now": bool(inv.option("now"))}
 
 
 def _show_args(inv: Invocation) -> dict[str, Any]:
@@ -87,6 +94,8 @@ def _show_properties(ctx: Context, inv: Invocation, result: dict[str, Any]) -> N
 def _show_changes(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
     for line in result.get("lines", []):
         ctx.out.error(render.visible(line))
+    if result.get("jobs"):  # --now
+        render.jobs(ctx.out, {"jobs": result["jobs"]}, {})
 
 
 def _show_words(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
@@ -99,7 +108,8 @@ def _show_words(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 # -- exit statuses -------------------------------------------------------------
 
 def _changes_exit(inv: Invocation, result: dict[str, Any]) -> int:
-    return exitcodes.SUCCESS if result.get("ok", True) else exitcodes.FAILURE
+    jobs_ok = all(job.get("result") in render.JOB_SUCCESS for job in result.get("jobs", []))
+    return exitcodes.SUCCESS if result.get("ok", True) and jobs_ok else exitcodes.FAILURE
 
 
 def _is_enabled_exit(inv: Invocation, result: dict[str, Any]) -> int:
@@ -131,6 +141,7 @@ def _run_verify(ctx: Context, inv: Invocation) -> int:
 
 _UNITS = Positional("UNIT", "+", complete="units")
 _QUIET = Option(("-q", "--quiet"), "quiet", "print nothing; only the exit status tells")
+_NOW = Option(("--now",), "now", "also start the units (enable) or stop them (disable)")
 
 UNIT_FILE_COMMANDS: tuple[Command, ...] = (
     Command(
@@ -157,14 +168,14 @@ UNIT_FILE_COMMANDS: tuple[Command, ...] = (
                     "Without -p, empty properties are left out unless -a is given."),
     Command(
         "enable", "link units where their [Install] section says, as systemctl enable",
-        positional=_UNITS, control="enable", build_args=_units_args, show=_show_changes,
-        exit_status=_changes_exit,
+        positional=_UNITS, options=(_NOW,), control="enable", build_args=_link_args,
+        show=_show_changes, exit_status=_changes_exit, timeout=JOB_TIMEOUT,
         description="Links go into the first unit directory of the manager. They take effect "
-                    "at the manager's next start; start the unit to run it now."),
+                    "at the manager's next start; --now also starts the units."),
     Command(
         "disable", "remove the links that enable created for units",
-        positional=_UNITS, control="disable", build_args=_units_args, show=_show_changes,
-        exit_status=_changes_exit),
+        positional=_UNITS, options=(_NOW,), control="disable", build_args=_link_args,
+        show=_show_changes, exit_status=_changes_exit, timeout=JOB_TIMEOUT),
     Command(
         "is-enabled", "print whether units are enabled (enabled, disabled, static, ...)",
         positional=_UNITS, options=(_QUIET,), control="is-enabled", build_args=_units_args,

@@ -296,8 +296,8 @@ class UnitLoader:
         result = []
         for file_name in sorted(chosen):
             path = chosen[file_name]
-            if is_mask(path):
-                continue
+            # A drop-in linked to /dev/null masks lower ones of its name; systemd lists it, and
+            # reading it gives no settings.
             try:
                 result.append((str(path), _read_text(path)))
             except OSError as error:
@@ -320,7 +320,9 @@ class UnitLoader:
                 except OSError:
                     continue
                 for entry in entries:
-                    if not names.is_valid_name(entry):
+                    # systemd 252 reads only symlinks here, and skips links to /dev/null.
+                    link = directory.path / folder / entry
+                    if not names.is_valid_name(entry) or not link.is_symlink() or is_mask(link):
                         continue
                     if instance and names.is_template(entry):
                         entry = names.instance_name(entry, instance)

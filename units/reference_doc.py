@@ -14,7 +14,10 @@ directive systemd 252 defines for the sections a user manager reads. A key
 that is not listed here gets systemd's warning "Unknown key". A listed key
 that unitmgr does not implement is parsed, stored and warned about once per
 unit ("KEY= is not supported by unitmgr and was ignored"), with the reason
-given below.
+given below. The defaults of `RestartSec=`, `TimeoutStartSec=`,
+`TimeoutStopSec=`, `StartLimitBurst=` and `StartLimitIntervalSec=` are the
+manager's: `DefaultRestartSec=` and friends in unitmgr.conf change them
+(docs/configuration.md).
 
 """
 

@@ -11,7 +11,7 @@ import pytest
 from support import write_unit
 from test_types import open_gate
 from unitmgr.shell.client import RemoteError
-from unitwait import job_result, wait_state
+from unitwait import job_result, log_lines, wait_state
 
 SLEEPER = "[Service]\nExecStart=/bin/sleep 1000\nTimeoutStopSec=2\n"
 
@@ -122,7 +122,8 @@ def test_upholds(make_manager, tmp_path: Path) -> None:
 
 def test_on_failure_and_on_success(make_manager, tmp_path: Path) -> None:
     units = tmp_path / "units"
-    write_unit(units, "alarm.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
+    write_unit(units, "alarm.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+               "ExecStart=/bin/sh -c 'echo $$MONITOR_UNIT $$MONITOR_SERVICE_RESULT $$MONITOR_EXIT_STATUS'\n")
     write_unit(units, "cheer.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
     write_unit(units, "flaky.service",
                "[Unit]\nOnFailure=alarm.service\n[Service]\nType=oneshot\nExecStart=/bin/false\n")
@@ -134,6 +135,7 @@ def test_on_failure_and_on_success(make_manager, tmp_path: Path) -> None:
     assert manager.status("alarm")["active_state"] == "inactive"
     manager.request("start", {"units": ["flaky"]})
     wait_state(manager, "alarm", "active")
+    assert log_lines(manager, "alarm") == ["flaky.service exit-code 1"]
 
 
 def test_stop_when_unneeded(make_manager, tmp_path: Path) -> None:

@@ -85,8 +85,22 @@ def test_enable_errors_are_reported(make_manager, tmp_path: Path) -> None:
     assert missing["ok"] is False
     assert missing["lines"] == ["Failed to enable unit, unit nothing.service does not exist."]
     masked = manager.request("enable", {"units": ["gone"]})
-    assert masked["ok"] is False and "is masked" in masked["lines"][0]
+    assert masked["ok"] is False
+    assert "is masked" in masked["lines"][0]
     assert _states(manager, "gone") == ["masked"]
     static = manager.request("enable", {"units": ["helper"]})
-    assert static["ok"] is True and "no installation config" in static["lines"][0]
+    assert static["ok"] is True
+    assert "no installation config" in static["lines"][0]
     assert _links(units) == {"gone.service": "/dev/null"}
+
+
+def test_enable_now_starts_and_disable_now_stops(make_manager, tmp_path: Path) -> None:
+    units = _units(tmp_path / "units")
+    manager = make_manager(units)
+    reply = manager.request("enable", {"units": ["db"], "now": True})
+    assert reply["jobs"] == [{"unit": "db.service", "job": "start", "result": "done"}]
+    assert manager.status("db")["active_state"] == "active"
+    reply = manager.request("disable", {"units": ["db"], "now": True})
+    assert reply["jobs"] == [{"unit": "db.service", "job": "stop", "result": "done"}]
+    assert manager.status("db")["active_state"] == "inactive"
+    assert _links(units) == {}

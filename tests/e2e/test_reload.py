@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,9 +45,6 @@ ExecStart=/bin/sh -c 'echo "color=$$COLOR leak=$${{LEAKED:-none}}"; exec sleep 1
 
     # The client's environment never reaches the units.
     shell_env = dict(manager.env, LEAKED="from-the-client")
-    import subprocess
-    import sys
-
     reloaded = subprocess.run([sys.executable, "-c", (
         "from unitmgr.manager import paths; from unitmgr.shell.client import Client; import json; "
         "c = Client.local(paths.resolve()); print(json.dumps(c.request('daemon-reload', {})))")],
@@ -105,8 +104,6 @@ send("READY=1\\nSTATUS=started")
 while True:
     time.sleep(1)
 """)
-    import sys
-
     write_unit(units, "hup.service", f"[Service]\nType=notify-reload\nExecStart={sys.executable} -u {script}\n")
     manager = make_manager(units)
     assert job_result(manager.request("start", {"units": ["hup"]}), "hup.service") == "done"

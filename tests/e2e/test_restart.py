@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -74,6 +75,7 @@ def test_restart_table_cell(table_manager: ManagerProcess, restart: str, cause: 
             assert status["n_restarts"] >= 1
         else:
             final = "inactive" if cause == "clean" else "failed"
+            wait_starts(table_manager, unit, 1)
             status = wait_state(table_manager, unit, final)
             assert status["result"] == EXPECTED_RESULT[cause]
             assert len(status["start_times"]) == 1
@@ -107,7 +109,8 @@ def test_exit_status_lists(make_manager, tmp_path: Path) -> None:
     assert prevent["exec_main"]["status"] == 75
     assert prevent["n_restarts"] == 0
     force = wait_starts(manager, "force", 2)
-    assert force["exec_main"]["status_name"] == "KILL"
+    assert force["n_restarts"] >= 1
+    assert "exited, code=killed, status=9/KILL" in manager.log()
     manager.request("stop", {"units": ["force"]})
     for unit in ("success-code", "success-signal"):
         status = wait_state(manager, unit, "inactive")
@@ -202,3 +205,21 @@ ExecStart=/bin/false
     span = status["start_times"][-1] - status["start_times"][0]
     manager.request("stop", {"units": ["loop"]})
     assert used / span < 0.5, f"the manager used {used:.2f}s of CPU in {span:.2f}s of crash loop"
+
+
+def test_stop_cancels_pending_restart(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "later.service", "[Service]\nRestart=always\nRestartSec=3\nExecStart=/bin/false\n")
+    manager = make_manager(units)
+    manager.request("start", {"units": ["later"]})
+    waiting = wait_state(manager, "later", "activating", "auto-restart")
+    assert waiting["result"] == "exit-code"
+    assert job_result(manager.request("stop", {"units": ["later"]}), "later.service") == "done"
+    assert manager.status("later")["active_state"] == "inactive"
+    assert "scheduled restart job in 3s" in manager.log()
+    # Watch past the RestartSec= the canceled restart would have waited: still one start.
+    deadline = time.monotonic() + 3.5
+    while time.monotonic() < deadline:
+        status = manager.status("later")
+        assert len(status["start_times"]) == 1, "stop must cancel the pending restart"
+        time.sleep(0.25)

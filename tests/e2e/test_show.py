@@ -65,7 +65,8 @@ def test_show_gives_runtime_and_effective_settings(make_manager, tmp_path: Path)
     assert props["Environment"] == 'A=1 "B=x y"'
     assert props["ExecStart"].startswith("{ path=/bin/sleep ; argv[]=/bin/sleep 300 ; ")
     assert props["KillSignal"] == "15"
-    assert "StandardInput" in props and "ExecStop" not in props  # empty ones are hidden
+    assert "StandardInput" in props
+    assert "ExecStop" not in props  # empty ones are hidden
 
 
 def test_show_selected_properties_in_order(make_manager, tmp_path: Path) -> None:
@@ -105,7 +106,10 @@ def test_manager_config_reaches_units(make_manager, tmp_path: Path) -> None:
     out = tmp_path / "greeting"
     write_unit(units, "greet.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
                f"ExecStart=/bin/sh -c 'echo \"$GREETING\" > {out}'\n", enable=True)
-    write_unit(units, "own.service", "[Service]\nExecStart=/bin/sleep 300\nTimeoutStopSec=2\n")
+    own_out = tmp_path / "own-greeting"
+    write_unit(units, "own.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+               f"ExecStart=/bin/sh -c 'echo \"$GREETING\" > {own_out}'\nTimeoutStopSec=2\n"
+               "Environment=GREETING=mine\n", enable=True)
     port = free_port()
     manager = make_manager(units, start=False)
     config = manager.home / "config" / "unitmgr.conf"
@@ -115,6 +119,8 @@ def test_manager_config_reaches_units(make_manager, tmp_path: Path) -> None:
                       f"Listen=tcp://127.0.0.1:{port}\nBogus=1\n")
     manager.start()
     wait_for(lambda: out.exists() and out.read_text() == "hello there\n", message="greet ran")
+    # The unit's own Environment= wins over DefaultEnvironment=.
+    wait_for(lambda: own_out.exists() and own_out.read_text() == "mine\n", message="own ran")
     greet = _properties(manager, "greet")
     assert (greet["TimeoutStopUSec"], greet["RestartUSec"]) == ("7s", "250ms")
     assert _properties(manager, "own")["TimeoutStopUSec"] == "2s"

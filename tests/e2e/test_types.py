@@ -285,3 +285,23 @@ ExecStart=/bin/echo three
     assert job_result(manager.request("start", {"units": ["kept"]}), "kept.service") == "done"
     status = manager.status("kept")
     assert (status["active_state"], status["sub_state"]) == ("active", "exited")
+
+
+@needs_systemd_notify
+def test_watchdog_trigger_abort_timeout(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "stuck.service", f"""\
+[Service]
+Type=notify
+NotifyAccess=all
+TimeoutAbortSec=1
+ExecStart=/bin/sh -c 'trap "echo got ABRT" ABRT; {SYSTEMD_NOTIFY} --ready; {SYSTEMD_NOTIFY} WATCHDOG=trigger; \\
+    while :; do sleep 0.1; done'
+""")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["stuck"]}), "stuck.service") == "done"
+    # No WatchdogSec= at all: WATCHDOG=trigger still ends the unit.
+    status = wait_state(manager, "stuck", "failed")
+    assert status["result"] == "watchdog"
+    assert status["exec_main"]["status_name"] == "KILL", "SIGKILL after TimeoutAbortSec="
+    assert "got ABRT" in log_lines(manager, "stuck")

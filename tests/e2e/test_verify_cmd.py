@@ -60,7 +60,8 @@ def test_unitmgr_verify_command_line(tmp_path: Path) -> None:
     clean = verify(good)
     assert (clean.returncode, clean.stdout, clean.stderr) == (0, "", "")
     failed = verify(good, bad)
-    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.returncode == 1
+    assert failed.stdout == ""
     lines = failed.stderr.splitlines()
     assert lines[0].startswith(f"{bad}:6: Invalid section header '[Bogus'")
     assert lines[-1] == "Unit bad.service has a bad unit file setting."

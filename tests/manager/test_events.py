@@ -138,6 +138,9 @@ def test_stats_only_while_subscribed(make_manager, tmp_path: Path) -> None:
         assert "cpu_percent" in figures
         client.unsubscribe(result["sub"])
         assert list(client.iter_events(timeout=1.0)) == []
+    log_text = manager.log()
+    assert log_text.count("statistics sampling started") == 1
+    assert log_text.index("statistics sampling started") < log_text.index("statistics sampling stopped")
 
 
 def test_subscribe_rejects_bad_arguments(make_manager, tmp_path: Path) -> None:
@@ -208,3 +211,15 @@ def test_follower_told_when_manager_stops(make_manager, tmp_path: Path) -> None:
                 pass
         assert lost.value.kind == "connection-lost"
         assert time.monotonic() - started < 20
+
+
+def test_log_events_of_every_unit(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    for name in ("one", "two"):
+        write_unit(units, f"{name}.service", f"[Service]\nType=oneshot\nExecStart=/bin/echo from {name}\n")
+    manager = make_manager(units)
+    with client_of(manager) as client:
+        client.subscribe(["log"], stream="stdout")
+        manager.request("start", {"units": ["one", "two"]})
+        events = collect(client, lambda evs: {"from one", "from two"} <= set(log_lines(evs)))
+    assert {e["unit"] for e in events} == {"one.service", "two.service"}

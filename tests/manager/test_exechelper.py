@@ -122,3 +122,41 @@ def test_rlimits_reach_the_program(tmp_path: Path) -> None:
     lines = {" ".join(line.split()[:-1]) for line in output.read_text().splitlines()}
     assert "Max open files 100 200" in lines
     assert "Max core file size 0 0" in lines
+
+
+# Every Limit*= directive's rlimit, a soft value that /bin/sh and cat still
+# run under, and its row in /proc/PID/limits.
+EVERY_RLIMIT = {
+    "RLIMIT_CPU": (3600, "Max cpu time"), "RLIMIT_FSIZE": (1 << 40, "Max file size"),
+    "RLIMIT_DATA": (1 << 40, "Max data size"), "RLIMIT_STACK": (4 << 20, "Max stack size"),
+    "RLIMIT_CORE": (0, "Max core file size"), "RLIMIT_RSS": (1 << 40, "Max resident set"),
+    "RLIMIT_NPROC": (10_000, "Max processes"), "RLIMIT_NOFILE": (100, "Max open files"),
+    "RLIMIT_MEMLOCK": (65_536, "Max locked memory"), "RLIMIT_AS": (1 << 42, "Max address space"),
+    "RLIMIT_LOCKS": (1000, "Max file locks"), "RLIMIT_SIGPENDING": (1000, "Max pending signals"),
+    "RLIMIT_MSGQUEUE": (4096, "Max msgqueue size"), "RLIMIT_NICE": (0, "Max nice priority"),
+    "RLIMIT_RTPRIO": (0, "Max realtime priority"), "RLIMIT_RTTIME": (1_000_000, "Max realtime timeout"),
+}
+
+
+def test_every_rlimit_reaches_the_program(tmp_path: Path) -> None:
+    from unitmgr.manager.exechelper import rlimit_number
+    from unitmgr.manager.service import RLIMIT_NAMES
+
+    assert set(RLIMIT_NAMES.values()) == set(EVERY_RLIMIT)
+    wanted = {}
+    for name, (soft, _label) in EVERY_RLIMIT.items():
+        _current_soft, hard = resource.getrlimit(rlimit_number(name))
+        soft = soft if hard == resource.RLIM_INFINITY else min(soft, hard)
+        wanted[name] = [soft, None if hard == resource.RLIM_INFINITY else hard]
+    output = tmp_path / "limits"
+    spec = {"path": "/bin/sh", "argv": ["sh", "-c", f"cat /proc/self/limits > {output}"], "rlimits": wanted}
+    code, stderr, _ = run_helper(spec)
+    assert code == 0, stderr
+
+    rows = {}
+    for line in output.read_text().splitlines()[1:]:
+        label, soft, hard = line[:26].strip(), *line[26:].split()[:2]
+        rows[label] = (soft, hard)
+    for name, (soft, hard) in wanted.items():
+        expected_hard = "unlimited" if hard is None else str(hard)
+        assert rows[EVERY_RLIMIT[name][1]] == (str(soft), expected_hard), name

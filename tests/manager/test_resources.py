@@ -73,6 +73,9 @@ def test_kernel_limits_written(tmp_path: Path) -> None:
     assert (directory / "pids.max").read_text() == "5"
     assert (directory / "cpu.max").read_text() == "20000 100000"
     assert not (directory / "io.weight").exists()
+    # Unset limits get the kernel's default back, in case the cgroup is reused.
+    assert (directory / "memory.high").read_text() == "max"
+    assert (directory / "cpu.weight").read_text() == "100"
 
 
 def test_rejected_write_falls_back(tmp_path: Path) -> None:
@@ -84,3 +87,18 @@ def test_rejected_write_falls_back(tmp_path: Path) -> None:
     entry = tracker.units["limited.service"]
     assert entry.enforced_by["MemoryMax"] == "manager"
     assert entry.enforced_by["MemoryHigh"] == "kernel"
+
+
+def test_limits_rewritten_for_new_invocation(tmp_path: Path) -> None:
+    tracker = tracker_for(tmp_path, ["memory"])
+    runtime = StubRuntime({"MemoryMax": "64M"})
+    spec = spawn_spec()
+    tracker.prepare_spawn(runtime, spec)
+    memory_max = Path(spec.cgroup) / "memory.max"
+    assert memory_max.read_text() == str(64 << 20)
+
+    runtime.unit.settings["Service"] = {}
+    runtime.invocation_id = "5678"
+    tracker.prepare_spawn(runtime, spawn_spec())
+    assert memory_max.read_text() == "max"
+    assert tracker.units["limited.service"].enforced_by == {}

@@ -142,6 +142,12 @@ class TestUser:
 
     @classmethod
     def create(cls, name: str) -> TestUser:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            pass
+        else:  # left by a crashed run whose pid this process now has
+            cls(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=Path(entry.pw_dir)).remove()
         subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
         # sshd with UsePAM no rejects a locked account ('!' in /etc/shadow); '*' only
         # forbids passwords.
@@ -202,7 +208,10 @@ class SSHServer:
         self.directory = directory
         self.port = free_port()
         self.host_key = directory / "ssh_host_ed25519_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key)], check=True)
+        private, public = ed25519_key_pair()
+        self.host_key.write_bytes(private)
+        self.host_key.chmod(0o600)  # sshd ignores a host key that others can read
+        Path(f"{self.host_key}.pub").write_text(public + "\n")
         self.config = directory / "sshd_config"
         self.config.write_text(SSHD_CONFIG.format(port=self.port, host_key=self.host_key,
                                                   directory=directory, user=user))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import ClientHome, RemoteHost
+from sshclient import ClientHome, RemoteHost
 from sshserver import wait_for_process
 from unitmgr.manager.paths import resolve
 from unitmgr.shell import ssh
@@ -82,3 +82,17 @@ def test_connector_shares_ssh_connection(options: RemoteOptions):
         assert third.request("hello")["protocol"] == 1
     finally:
         third.close()
+
+
+def test_failing_bridge_reported(options: RemoteOptions, remote_host: RemoteHost):
+    # A wrapper whose `endpoint` works but whose `bridge` fails, as with a stale endpoint file.
+    script = (f'if [ "$1" = bridge ]; then echo "bridge failed here" >&2; exit 1; fi; '
+              f'exec {remote_host.manager.command} "$@"')
+    options.remote_command = f"sh -c '{script}' unitmgr"
+    options.direct_tcp = False
+    options.connect_timeout = 2
+    with pytest.raises(ClientError) as caught:
+        open_remote_client("hosta", options)
+    assert caught.value.kind == "no-manager", caught.value.message
+    assert "cannot reach the manager on hosta through SSH" in caught.value.message
+    assert "bridge failed here" in caught.value.message

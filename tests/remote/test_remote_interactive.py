@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pexpect
-from conftest import UNITSH, ClientHome, RemoteHost
+from sshclient import UNITSH, ClientHome, RemoteHost
 
 
 def test_interactive_questions_then_prompt(new_client: ClientHome, remote_host: RemoteHost):

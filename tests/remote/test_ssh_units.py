@@ -131,3 +131,12 @@ def test_host_settings_accept_new(tmp_path: Path):
     options = write_config(tmp_path, "Host web\n    StrictHostKeyChecking accept-new\n")
     assert host_settings(parse_target("web"), options).accept_new_host_key
     assert not host_settings(parse_target("other"), options).accept_new_host_key
+
+
+def test_append_known_host_after_unterminated_line(tmp_path: Path):
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("other ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+    append_known_host(known_hosts, "web", paramiko.RSAKey.generate(1024))
+    lines = known_hosts.read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("web ssh-rsa ")

@@ -1,8 +1,9 @@
 """The argv unitmgr would exec for the hand-written edge cases in tests/data/units.
 
-systemd 252 has no offline way to print a parsed argv, so these expectations
-follow its documented rules; the executable words of the same rules are
-compared with systemd itself in test_systemd_differential.py.
+The parsed words (before `$VAR` expansion) of these files are compared with
+systemd 252's own `systemd --user --test` dump in test_systemd_dump.py.
+systemd expands variables only when it spawns a process, which no offline
+tool shows, so the expanded argv here follows its documented rules.
 """
 
 from pathlib import Path

@@ -151,8 +151,8 @@ def test_static_enable_explains_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_not_found_is_enabled_word_and_exit(tmp_path: Path) -> None:
-    # systemctl 252 offline prints an error and exits 1 here; newer versions and the
-    # brief say "not-found" with exit 4, which is what unitmgr does.
+    # systemctl 252 offline prints an error and exits 1 here. Newer versions print
+    # "not-found" and exit 4, and unitmgr does the same.
     units = _make_root(tmp_path)
     assert Enablement([units], CONTEXT).state("nothing") == "not-found"
     assert is_enabled_exit("not-found") == 4

@@ -136,13 +136,21 @@ def test_linked_unit_outside_search_path(dirs, tmp_path):
     assert unit.load_state == "loaded"
 
 
+def _link(path: Path, target: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
+
+
 def test_wants_and_requires_folders(dirs):
     high, low = dirs
-    write(high / "default.target.wants" / "web.service", "")
-    write(low / "default.target.wants" / "worker@1.service", "")
-    write(low / "default.target.requires" / "db.service", "")
+    _link(high / "default.target.wants" / "web.service", "../web.service")
+    _link(low / "default.target.wants" / "worker@1.service", "../worker@.service")
+    _link(low / "default.target.requires" / "db.service", "/elsewhere/db.service")
     write(high / "group@.target", "[Unit]\nDescription=group\n")
-    write(high / "group@.target.wants" / "member@.service", "")
+    _link(high / "group@.target.wants" / "member@.service", "../member@.service")
+    # As in systemd 252: regular files and links to /dev/null add nothing.
+    write(high / "default.target.wants" / "plain.service", "")
+    _link(low / "default.target.wants" / "masked.service", "/dev/null")
     loader = loader_for(high, low)
     assert loader.wanted_by("default.target") == ["web.service", "worker@1.service", "db.service"]
     target = loader.load("default.target")

@@ -22,7 +22,8 @@ def test_declared_defaults_are_the_built_in_ones() -> None:
     config = ManagerConfig()
     assert config.defaults == ManagerDefaults()
     assert (config.log_max_bytes, config.log_keep_files) == (DEFAULT_MAX_BYTES, DEFAULT_KEEP_FILES)
-    assert config.environment == {} and config.listen == []
+    assert config.environment == {}
+    assert config.listen == []
     assert config.diagnostics == []
 
 
@@ -46,7 +47,8 @@ def test_every_key_is_read() -> None:
 def test_empty_assignment_resets_lists() -> None:
     config = parse_manager_config("[Manager]\nDefaultEnvironment=A=1\nDefaultEnvironment=\n"
                                   "DefaultEnvironment=B=2\nListen=ipc:///a\nListen=\n", PATH)
-    assert config.environment == {"B": "2"} and config.listen == []
+    assert config.environment == {"B": "2"}
+    assert config.listen == []
 
 
 def test_problems_name_the_line_key_and_fix() -> None:
@@ -55,7 +57,8 @@ def test_problems_name_the_line_key_and_fix() -> None:
         "Listen=http://x\nDefaultEnvironment=1A=x\nFrobnicate=1\n[Other]\nKey=1\n", PATH)
     lines = [str(d) for d in config.diagnostics]
     assert lines[0].startswith(f"{PATH}:2: [Manager] DefaultRestartSec=: ")
-    assert "soon" in lines[0] and lines[0].endswith("keeping DefaultRestartSec=100ms")
+    assert "soon" in lines[0]
+    assert lines[0].endswith("keeping DefaultRestartSec=100ms")
     assert lines[1].startswith(f"{PATH}:3: [Manager] DefaultStartLimitBurst=: ")
     assert lines[2].startswith(f"{PATH}:4: [Manager] LogMaxBytes=: LogMaxBytes=10 is below")
     assert lines[3].startswith(f"{PATH}:5: [Manager] Listen=: invalid listen endpoint 'http://x'")

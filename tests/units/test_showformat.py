@@ -71,7 +71,8 @@ def test_values_in_show_format() -> None:
     assert props["RemainAfterExit"] == ["no"]
     assert props["PrivateTmp"] == ["yes"]  # not implemented, but set: shown as written
     assert "ProtectHome" not in props  # not implemented and not set
-    assert "WantedBy" not in props and "TimeoutSec" not in props
+    assert "WantedBy" not in props
+    assert "TimeoutSec" not in props
 
 
 def test_unset_limits_show_what_is_inherited() -> None:

@@ -1,0 +1,65 @@
+"""Pure parts of supervision: implicit dependencies, cycle detection, the start limit window."""
+
+from __future__ import annotations
+
+from unitmgr.manager.deps import dependencies, target_member_order
+from unitmgr.manager.jobs import find_cycles
+from unitmgr.manager.service import StartLimit
+from unitmgr.units.loader import build_unit
+from unitmgr.units.specifiers import SpecifierContext
+
+
+def unit(name: str, text: str):
+    return build_unit(name, (f"/u/{name}", text), [], SpecifierContext.from_environment({"HOME": "/home/u"}))
+
+
+def test_service_default_dependencies() -> None:
+    web = unit("web.service", "[Unit]\nAfter=db.service\n[Service]\nExecStart=/bin/true\n")
+    assert dependencies(web, "Requires") == ["basic.target"]
+    assert dependencies(web, "After") == ["db.service", "basic.target"]
+    assert dependencies(web, "Conflicts") == ["shutdown.target"]
+    assert dependencies(web, "Before") == ["shutdown.target"]
+    bare = unit("bare.service", "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/true\n")
+    assert dependencies(bare, "Requires") == []
+    assert dependencies(bare, "After") == []
+
+
+def test_target_orders_after_members() -> None:
+    group = unit("group.target", "[Unit]\nWants=a.service b.service\nRequires=c.service\n")
+    a = unit("a.service", "[Service]\nExecStart=/bin/true\n")
+    b = unit("b.service", "[Unit]\nAfter=group.target\n[Service]\nExecStart=/bin/true\n")
+    lookup = {u.name: u for u in (group, a, b)}
+    # b orders itself after the target, so the target does not wait for b; c is not loaded.
+    assert target_member_order(group, lookup) == ["a.service"]
+    assert dependencies(group, "Conflicts") == ["shutdown.target"]
+    loose = unit("loose.target", "[Unit]\nWants=a.service\nDefaultDependencies=no\n")
+    assert target_member_order(loose, lookup | {"loose.target": loose}) == []
+
+
+def test_old_bind_spelling_merged() -> None:
+    old = unit("old.service", "[Unit]\nBindTo=x.service\n[Service]\nExecStart=/bin/true\n")
+    assert dependencies(old, "BindsTo") == ["x.service"]
+
+
+def test_find_cycles_names_every_member() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}, "f": set()}
+    assert sorted(find_cycles(edges)) == [["a", "b", "c"], ["e"]]
+    assert find_cycles({"x": {"y"}, "y": set()}) == []
+
+
+def test_start_limit_sliding_window() -> None:
+    limit = StartLimit(interval=10.0, burst=3)
+    assert [limit.allow(t) for t in (0.0, 1.0, 2.0)] == [True, True, True]
+    assert limit.allow(9.0) is False
+    # A fixed window would have reset at 10 s; the sliding one drops only the start at 0 s.
+    assert limit.allow(10.5) is True
+    assert limit.allow(10.6) is False
+    assert limit.allow(12.1) is True
+    limit.reset()
+    assert [limit.allow(12.2) for _ in range(3)] == [True, True, True]
+
+
+def test_start_limit_disabled() -> None:
+    for interval, burst in ((0.0, 5), (10.0, 0)):
+        limit = StartLimit(interval=interval, burst=burst)
+        assert all(limit.allow(float(t) / 100) for t in range(50))
