@@ -14,13 +14,21 @@ python=${PYTHON:-python3}
 mkdir -p "$outdir"
 
 version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+if ! "$python" -c 'import wheel' 2>/dev/null; then
+  echo "build-deb.sh: $python lacks the 'wheel' package; install it: $python -m pip install wheel" >&2
+  exit 1
+fi
 "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$outdir" .
 wheel="$outdir/unitmgr-$version-py3-none-any.whl"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
+# mktemp makes the directory 0700, and dpkg-deb would give the package root that mode.
+chmod 755 "$stage"
 "$python" -m pip install --quiet --no-deps --no-compile --target "$stage/usr/lib/python3/dist-packages" "$wheel"
 rm -rf "$stage/usr/lib/python3/dist-packages/bin"
+# pip records where the wheel came from; a package must not carry the build path.
+rm -f "$stage"/usr/lib/python3/dist-packages/unitmgr-*.dist-info/direct_url.json
 
 install -d "$stage/usr/bin"
 for script in unitmgr:manager unitsh:shell; do
@@ -34,7 +42,9 @@ done
 install -d "$stage/usr/share/doc/unitmgr" "$stage/etc/xdg/autostart" "$stage/usr/lib/systemd/user"
 install -m 644 README.md "$stage/usr/share/doc/unitmgr/README.md"
 install -m 644 packaging/autostart/unitmgr.desktop "$stage/etc/xdg/autostart/unitmgr.desktop"
-install -m 644 packaging/systemd/unitmgr.service "$stage/usr/lib/systemd/user/unitmgr.service"
+sed 's|^ExecStart=%h/.local/bin/unitmgr|ExecStart=/usr/bin/unitmgr|' packaging/systemd/unitmgr.service \
+  > "$stage/usr/lib/systemd/user/unitmgr.service"
+chmod 644 "$stage/usr/lib/systemd/user/unitmgr.service"
 install -d "$stage/usr/share/unitmgr/profile"
 install -m 644 packaging/profile/unitmgr.sh packaging/profile/unitmgr.fish "$stage/usr/share/unitmgr/profile/"
 

@@ -62,5 +62,9 @@ def test_debian_package_builds(tmp_path: Path) -> None:
     assert "Depends: python3 (>= 3.11), python3-zmq, python3-psutil" in info
     contents = run("dpkg-deb", "--contents", str(deb)).stdout
     for path in ("./usr/bin/unitmgr", "./usr/bin/unitsh", "unitmgr/manager/exechelper.py",
-                 "unitmgr/units/loader.py", "unitmgr/shell/cli.py", "./etc/xdg/autostart/unitmgr.desktop"):
+                 "unitmgr/units/loader.py", "unitmgr/shell/cli.py", "./etc/xdg/autostart/unitmgr.desktop",
+                 "unitmgr/web/static/app.js", "./usr/share/man/man1/unitsh.1.gz"):
         assert path in contents, f"{path} is missing from the package"
+    assert "direct_url.json" not in contents
+    root = contents.splitlines()[0]
+    assert root.startswith("drwxr-xr-x"), root

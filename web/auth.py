@@ -18,6 +18,13 @@ from http.cookies import CookieError, SimpleCookie
 COOKIE = "unitmgr_token"
 
 
+def _same(sent: str, expected: str) -> bool:
+    """Compare in constant time; any text a client sends, even non-ASCII, is just unequal."""
+    if not sent:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 @dataclass
 class Tokens:
     access: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -37,15 +44,15 @@ class Tokens:
                 return False
             if COOKIE in cookie:
                 candidate = cookie[COOKIE].value
-        return bool(candidate) and hmac.compare_digest(candidate, self.access)
+        return _same(candidate, self.access)
 
     def query_token_ok(self, value: str) -> bool:
-        return bool(value) and hmac.compare_digest(value, self.access)
+        return _same(value, self.access)
 
     def csrf_ok(self, headers, host: str) -> bool:
         """Check the CSRF header and, when present, that Origin is this server."""
         sent = headers.get("X-CSRF-Token", "")
-        if not sent or not hmac.compare_digest(sent, self.csrf):
+        if not _same(sent, self.csrf):
             return False
         origin = headers.get("Origin")
         if origin and origin not in (f"http://{host}", f"https://{host}"):

@@ -237,7 +237,11 @@ class Handler(BaseHTTPRequestHandler):
         if not self.console.tokens.csrf_ok(self.headers, self.headers.get("Host", "")):
             self._error(HTTPStatus.FORBIDDEN, "missing or invalid CSRF token; reload the page")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "invalid Content-Length header")
+            return
         body = self.rfile.read(min(length, 65536)) if length else b""
         try:
             self._route_post(url.path, body)

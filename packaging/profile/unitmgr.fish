@@ -2,5 +2,5 @@
 # Copy this file to ~/.config/fish/conf.d/unitmgr.fish.
 if status is-login; and command -q unitmgr
     unitmgr --user --daemon >/dev/null 2>&1
-    or echo "unitmgr: the manager did not start; see ~/.local/state/unitmgr/unitmgr.log" >&2
+    or echo "unitmgr: the manager did not start; see unitmgr.log in its state directory (~/.local/state/unitmgr by default)" >&2
 end

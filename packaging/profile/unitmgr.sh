@@ -4,5 +4,5 @@
 # A second login finds the running manager: `unitmgr --user --daemon` then
 # exits 0 at once without starting another one.
 if command -v unitmgr >/dev/null 2>&1; then
-    unitmgr --user --daemon >/dev/null 2>&1 || echo "unitmgr: the manager did not start; see ~/.local/state/unitmgr/unitmgr.log" >&2
+    unitmgr --user --daemon >/dev/null 2>&1 || echo "unitmgr: the manager did not start; see unitmgr.log in its state directory (~/.local/state/unitmgr by default)" >&2
 fi

@@ -118,3 +118,14 @@ def test_units_api_lists_examples(console) -> None:
         units = {u["name"]: u for u in json.loads(response.read())["units"]}
     assert "web.service" in units
     assert units["web.service"]["load_state"] == "loaded"
+
+
+def test_odd_headers_get_clean_errors(console) -> None:
+    manager, web = console
+    bearer = "Bearer \u00e9".encode().decode("latin-1")
+    request = urllib.request.Request(f"{web.base}/api/units", headers={"Authorization": bearer})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=5)
+    assert error.value.code == 401
+    headers = {"Authorization": f"Bearer {web.token}", "X-CSRF-Token": "\u00e9".encode().decode("latin-1")}
+    assert post(f"{web.base}/api/unit/web.service/restart", headers) == 403
