@@ -169,7 +169,8 @@ class CommandHandler:
             else:
                 data.update(unit_statistics(runtime.members()))
             data["enablement"] = self.manager.enablement(full)
-            data["log"] = self._log_records([full], lines, raw=False)
+            # In status, -n 0 means no log lines, as with systemctl.
+            data["log"] = self._log_records([full], lines, raw=False) if lines else []
             data.update(self.manager.logs.status_fields(full))  # log_write_errors, log_reopened
             result.append(data)
         return {"units": result}

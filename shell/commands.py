@@ -104,7 +104,10 @@ def _job_args(inv: Invocation) -> dict[str, Any]:
 
 
 def _logs_args(inv: Invocation) -> dict[str, Any]:
-    args = {"units": inv.args, "lines": inv.option("lines") or 0,
+    units = [*inv.args, *(inv.option("unit") or [])]
+    if not units:
+        raise UsageError("logs: name at least one unit, e.g. 'logs web' or 'logs -u web'")
+    args = {"units": units, "lines": inv.option("lines") or 0,
             "raw": inv.option("output") == "raw"}
     # The manager parses times and patterns, so they are sent as typed.
     for name in ("since", "until", "grep"):
@@ -273,7 +276,9 @@ COMMANDS: tuple[Command, ...] = (
         "status", "show the state, processes and latest log lines of units",
         positional=Positional("UNIT", "*", complete="units"),
         options=(Option(("-n", "--lines"), "lines", "how many log lines to show (default 10)",
-                        metavar="N", parse=_line_count),),
+                        metavar="N", parse=_line_count),
+                 Option(("--no-pager",), "no_pager", "accepted for systemctl habits; unitsh never pages"),
+                 Option(("-l", "--full"), "full", "accepted for systemctl habits; lines are never cut")),
         control="status", build_args=_status_args, show=_show_status,
         exit_status=_status_exit, not_found_status=exitcodes.NO_SUCH_UNIT),
     _job_command("start", "start units and wait until they are started"),
@@ -290,7 +295,7 @@ COMMANDS: tuple[Command, ...] = (
         build_args=_state_args, show=_show_states, exit_status=_is_failed_exit),
     Command(
         "logs", "show the output of units, oldest first (as journalctl -u)",
-        positional=_UNITS_REQUIRED,
+        positional=Positional("UNIT", "*", complete="units"),
         options=(
             Option(("-n", "--lines"), "lines", "show only the last N lines (default: all)",
                    metavar="N", parse=_line_count),
@@ -308,6 +313,8 @@ COMMANDS: tuple[Command, ...] = (
             Option(("-f", "--follow"), "follow", "keep printing new lines as they arrive",
                    unavailable="-f (follow) is not available yet; "
                                "use 'logs -n N UNIT' to see the latest lines"),
+            Option(("-u", "--unit"), "unit", "a unit to show, as with journalctl (repeatable)",
+                   metavar="UNIT", repeat=True),
         ),
         control="logs", build_args=_logs_args, show=_show_logs,
         description="Formats: short (journalctl's default), short-precise (with "

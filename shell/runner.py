@@ -59,8 +59,11 @@ def run(ctx: Context, inv: Invocation) -> int:
             return report_usage_error(ctx, err)
     assert command.build_args is not None and command.show is not None
     try:
-        result = ctx.session.request(command.control, command.build_args(inv),
-                                     timeout=command.timeout)
+        args = command.build_args(inv)
+    except UsageError as err:  # e.g. `logs` with no unit
+        return report_usage_error(ctx, err)
+    try:
+        result = ctx.session.request(command.control, args, timeout=command.timeout)
     except RemoteError as err:
         return report_remote_error(ctx, inv, err)
     if ctx.json:

@@ -225,7 +225,7 @@ def test_help_lists_every_command():
         assert f"  {command.name} " in stdout
     status, stdout, _, _ = run_text("help logs", {})
     assert stdout.startswith("usage: logs [-n N] [-o FORMAT] [-S TIME] [-U TIME] [-g PATTERN] "
-                             "[-f] UNIT...")
+                             "[-f] [-u UNIT] [UNIT...]")
     status, _, stderr, _ = run_text("help nothing", {})
     assert status == 2
 
@@ -240,3 +240,15 @@ def test_json_keeps_exit_status(text):
     assert status == plain
     assert len(stdout.splitlines()) == 1
     json.loads(stdout)
+
+
+def test_logs_takes_journalctl_unit_option():
+    status, _, _, requests = run_text("logs -u web -u ticker", {"logs": {"records": []}})
+    assert status == 0
+    assert requests[0][1]["units"] == ["web", "ticker"]
+
+
+def test_logs_without_unit_is_usage_error():
+    status, _, stderr, requests = run_text("logs -n 5", {})
+    assert (status, requests) == (2, [])
+    assert "name at least one unit" in stderr
