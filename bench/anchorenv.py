@@ -92,10 +92,11 @@ def ensure_anchor_env(root: Path) -> VirtualEnv:
 def ensure_unitmgr_env(root: Path, source: Path) -> VirtualEnv:
     """Return root/unitmgr with the checkout at `source` freshly installed as a regular package."""
     env = VirtualEnv(root / "unitmgr")
-    if not env.imports("zmq", "psutil", "prompt_toolkit", "cryptography", "paramiko"):
+    if not env.imports("zmq", "psutil", "prompt_toolkit", "cryptography", "paramiko", "wheel"):
         env.create()
         log.info("installing unitmgr and its dependencies from %s", source)
-        env.pip_install(str(source))
+        # setuptools and wheel let the refresh below build without an isolated build environment.
+        env.pip_install("setuptools>=65.5", "wheel", str(source))
     log.info("reinstalling unitmgr from %s into %s", source, env.root)
     env.pip_install("--no-deps", "--force-reinstall", "--no-build-isolation", str(source))
     return env

@@ -2,7 +2,7 @@
 
 unitmgr keeps UNIT.log (bytes) beside UNIT.idx (one 28-byte record per
 read: offset, time, length, pid, flags), rotates both to UNIT.log.1 ... at a
-fixed size and deletes the oldest pair. UNIT.log also holds metadata records
+fixed size and deletes the oldest pair. UNIT.log also contains metadata records
 (the process name, flag 0x40) that are not output. So the follower opens
 every pair it sees under the rotation names and keeps it open: a renamed or
 deleted file stays readable through its descriptor. The output stream is
@@ -121,7 +121,7 @@ class LogFollower:
 
 
 def unitmgr_names(log_file: Path, keep: int = 8) -> list[tuple[Path, Path | None]]:
-    """The (UNIT.log, UNIT.idx) pairs under unitmgr's rotation names, newest first."""
+    """Return the (UNIT.log, UNIT.idx) pairs under unitmgr's rotation names, newest first."""
     index = log_file.with_suffix(".idx")
     pairs: list[tuple[Path, Path | None]] = [(log_file, index)]
     pairs += [(Path(f"{log_file}.{n}"), Path(f"{index}.{n}")) for n in range(1, keep)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import procfs
-from anchorenv import AnchorEnv
+from anchorenv import VirtualEnv
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def worker_names(count: int) -> list[str]:
 class ManagerUnderTest:
     label = ""
 
-    def __init__(self, workdir: Path, anchors: AnchorEnv | None):
+    def __init__(self, workdir: Path, anchors: VirtualEnv | None):
         self.workdir = workdir
         self.anchors = anchors
         self.proc: subprocess.Popen | None = None
@@ -79,7 +79,7 @@ class ManagerUnderTest:
         raise NotImplementedError
 
     def ctl_status_argv(self) -> list[str]:
-        """The one-shot command a user types to see the state of every service, as argv."""
+        """Return the one-shot command that shows the state of every service, as argv."""
         raise NotImplementedError
 
     def extra_ctl_argvs(self) -> dict[str, list[str]]:
@@ -87,14 +87,14 @@ class ManagerUnderTest:
         return {}
 
     def probe_argv(self, iterations: int) -> list[str]:
-        """A probe that times `iterations` status round trips inside one running client."""
+        """Return the argv of a probe that times `iterations` status round trips inside one client."""
         raise NotImplementedError
 
     def log_path(self, name: str) -> Path:
         raise NotImplementedError
 
     def gave_up(self, name: str) -> bool:
-        """Whether the manager stopped restarting `name` for good (failed, FATAL, stopped)."""
+        """Return whether the manager stopped restarting `name` for good (failed, FATAL, stopped)."""
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------
@@ -154,9 +154,15 @@ class ManagerUnderTest:
 class Unitmgr(ManagerUnderTest):
     label = "unitmgr"
 
-    def __init__(self, workdir: Path, anchors: AnchorEnv | None, extra_args: list[str] | None = None):
-        super().__init__(workdir, anchors)
+    def __init__(self, workdir: Path, installed: VirtualEnv | None, extra_args: list[str] | None = None):
+        """`installed`: the environment to run unitmgr from; None runs the benchmark's own interpreter."""
+        super().__init__(workdir, None)
+        self.installed = installed
         self.extra_args = extra_args or []
+
+    @property
+    def python(self) -> str:
+        return str(self.installed.python) if self.installed else sys.executable
 
     @property
     def home(self) -> Path:
@@ -190,16 +196,16 @@ class Unitmgr(ManagerUnderTest):
         return "[Unit]\n" + "\n".join(unit) + "\n\n[Service]\n" + "\n".join(lines) + "\n"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "unitmgr.manager.cli", "--user", "--units", str(self.units), *self.extra_args]
+        return [self.python, "-m", "unitmgr.manager.cli", "--user", "--units", str(self.units), *self.extra_args]
 
     def control_ready(self) -> bool:
         return (self.home / "runtime" / "endpoint.json").exists()
 
     def unitsh(self, command: str) -> list[str]:
-        unitsh = Path(sys.executable).with_name("unitsh")
+        unitsh = Path(self.python).with_name("unitsh")
         if unitsh.exists():
             return [str(unitsh), "-c", command]
-        return [sys.executable, "-m", "unitmgr.shell.cli", "-c", command]
+        return [self.python, "-m", "unitmgr.shell.cli", "-c", command]
 
     def ctl_status_argv(self) -> list[str]:
         # `status` needs unit names; `list` shows every unit's state, as `supervisorctl status` does.
@@ -210,7 +216,7 @@ class Unitmgr(ManagerUnderTest):
 
     def probe_argv(self, iterations: int) -> list[str]:
         names = [service.name for service in self.services]
-        return [sys.executable, str(PROBE), "unitmgr", str(iterations), str(self.home), *names]
+        return [self.python, str(PROBE), "unitmgr", str(iterations), str(self.home), *names]
 
     def log_path(self, name: str) -> Path:
         return self.home / "state" / "logs" / f"{name}.service.log"
@@ -348,8 +354,9 @@ def procfs_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
-def all_managers(workdir: Path, anchors: AnchorEnv, unitmgr_args: list[str]) -> list[ManagerUnderTest]:
-    return [Unitmgr(workdir / "unitmgr", None, unitmgr_args), Supervisord(workdir / "supervisord", anchors),
+def all_managers(workdir: Path, anchors: VirtualEnv, unitmgr_env: VirtualEnv | None,
+                 unitmgr_args: list[str]) -> list[ManagerUnderTest]:
+    return [Unitmgr(workdir / "unitmgr", unitmgr_env, unitmgr_args), Supervisord(workdir / "supervisord", anchors),
             Circus(workdir / "circus", anchors)]
 
 

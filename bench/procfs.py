@@ -29,7 +29,7 @@ def become_subreaper() -> bool:
 
 
 def children(pid: int) -> list[int]:
-    """The direct children of `pid`, from /proc/PID/task/*/children; empty once it is gone."""
+    """Return the direct children of `pid`, from /proc/PID/task/*/children; empty once it is gone."""
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -45,7 +45,7 @@ def children(pid: int) -> list[int]:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every descendant of `pid`, parents before their children."""
+    """Return every descendant of `pid`, parents before their children."""
     found: list[int] = []
     pending = children(pid)
     while pending:
@@ -56,7 +56,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def comm(pid: int) -> str:
-    """The process name (what exec set), or "" when the process is gone."""
+    """Return the process name (what exec set), or "" when the process is gone."""
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()

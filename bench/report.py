@@ -37,7 +37,7 @@ class Row:
         if mine is None or theirs is None:
             return "n/a"
         if theirs == 0:
-            return "0/0" if mine == 0 else "inf"
+            return "both 0" if mine == 0 else "inf"
         return f"{mine / theirs:.2f}"
 
 
@@ -168,7 +168,9 @@ def settings_text(settings: Settings, burst: int) -> str:
         f"- S3: 10 workers, {settings.kills_fast} kills (fast settings) and {settings.kills_default} "
         "(default settings); a replacement counts when a new child of the manager has exec'd /bin/sleep",
         f"- S4: N = {settings.control_size}; {settings.control_runs} timed runs of each one-shot command; "
-        f"{settings.round_trips} round trips in one client after one warm-up",
+        f"{settings.round_trips} round trips in one client after one warm-up. \"Every service\" is "
+        "`unitsh -c list` / `list` for unitmgr (its `status` needs unit names), `supervisorctl status` / "
+        "`getAllProcessInfo` and `circusctl status` / `status`",
         f"- S5: {settings.capture_bytes // 1_000_000} MB of 100-byte lines in 64 KiB writes, "
         f"{settings.capture_runs} run(s); time from the writer's first write until the log file holds every byte",
         f"- S6 with a limit: {settings.crash_runs} run(s) of {settings.crash_window:g} s; unitmgr "

@@ -10,6 +10,7 @@ See bench/README.md for what each scenario measures.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import pickle
 import signal
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 import procfs
-from anchorenv import AnchorEnv, AnchorInstallError, ensure_anchor_env, unitmgr_versions
+from anchorenv import AnchorInstallError, VirtualEnv, ensure_anchor_env, ensure_unitmgr_env
 from collect import run_all
 from managers import all_managers
 from report import write_results
@@ -30,6 +31,11 @@ log = logging.getLogger("bench")
 BENCH_DIR = Path(__file__).resolve().parent
 EXIT_NO_ANCHORS = 4
 NOTES = BENCH_DIR / "notes.md"
+_held_locks: list = []
+
+
+class BenchBusyError(Exception):
+    """Another benchmark run is using the unitmgr environment."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "work",
                         help="scratch directory for the managers' homes and configuration (default: bench/work)")
     parser.add_argument("--venv", type=Path, default=BENCH_DIR / ".venv",
-                        help="virtual environment for supervisor and Circus (default: bench/.venv)")
+                        help="directory of the virtual environments: VENV/anchors for supervisor and Circus, "
+                             "VENV/unitmgr for unitmgr (default: bench/.venv)")
+    parser.add_argument("--dev-unitmgr", action="store_true",
+                        help="run unitmgr from this interpreter's (editable) install instead of VENV/unitmgr")
     parser.add_argument("--unitmgr-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for the unitmgr manager, e.g. --unitmgr-arg=--no-cgroups; repeatable")
     parser.add_argument("--only", action="append", choices=["unitmgr", "supervisord", "Circus"], metavar="LABEL",
@@ -72,16 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, terminate_on_signal)
     try:
         anchors = ensure_anchor_env(args.venv.resolve())
+        unitmgr_env = None
+        if not args.dev_unitmgr and not args.render_only:
+            lock_unitmgr_env(args.venv.resolve())
+            unitmgr_env = ensure_unitmgr_env(args.venv.resolve(), BENCH_DIR.parent)
     except AnchorInstallError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_NO_ANCHORS
+    except BenchBusyError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
     workdir = args.workdir.resolve()
     saved = workdir / "figures.pickle"
     if args.render_only:
         with open(saved, "rb") as f:
             run = pickle.load(f)
     else:
-        run = measure(args, settings, anchors, workdir)
+        run = measure(args, settings, anchors, unitmgr_env, workdir)
         with open(saved, "wb") as f:
             pickle.dump(run, f)
     notes = args.notes.read_text() if args.notes.exists() else ""
@@ -93,11 +109,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, settings: Settings, anchors: AnchorEnv, workdir: Path) -> dict:
+def lock_unitmgr_env(root: Path) -> None:
+    """Hold VENV/unitmgr.lock until exit: a second run would reinstall unitmgr under the first one's feet."""
+    root.mkdir(parents=True, exist_ok=True)
+    # Kept open for the life of the process: closing the file would release the lock.
+    lock = open(root / "unitmgr.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchBusyError(
+            f"another benchmark run is using {root / 'unitmgr'}; wait for it, or pass --dev-unitmgr "
+            "or another --venv"
+        ) from None
+    _held_locks.append(lock)
+
+
+def measure(args: argparse.Namespace, settings: Settings, anchors: VirtualEnv, unitmgr_env: VirtualEnv | None,
+            workdir: Path) -> dict:
     """Run every scenario; return the figures with what is needed to report them again."""
     started = time.monotonic()
     try:
-        managers = [manager for manager in all_managers(workdir, anchors, args.unitmgr_arg)
+        managers = [manager for manager in all_managers(workdir, anchors, unitmgr_env, args.unitmgr_arg)
                     if not args.only or manager.label in args.only]
         figures = run_all(settings, managers, workdir)
     finally:
@@ -105,7 +137,10 @@ def measure(args: argparse.Namespace, settings: Settings, anchors: AnchorEnv, wo
         if leftovers:
             log.warning("killed %d processes left behind: %s", len(leftovers), leftovers)
     log.info("measured for %.0f s", time.monotonic() - started)
-    versions = {"unitmgr": unitmgr_versions(), "anchors (bench/.venv)": anchors.versions()}
+    unitmgr_python = unitmgr_env or VirtualEnv(Path(sys.executable).parent.parent)
+    where = "bench/.venv/unitmgr" if unitmgr_env else f"{sys.executable}, editable install"
+    versions = {f"unitmgr ({where})": unitmgr_python.versions("unitmgr", "pyzmq", "psutil"),
+                "anchors (bench/.venv/anchors)": anchors.versions("supervisor", "circus", "pyzmq", "tornado")}
     command = " ".join(["python bench/run.py", *sys.argv[1:]])
     return {"figures": figures, "settings": settings, "versions": versions, "command": command}
 

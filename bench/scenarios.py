@@ -137,7 +137,7 @@ class Capture:
 
 
 def log_capture(manager: ManagerUnderTest, total: int, timeout: float = 300.0) -> Capture:
-    """S5: one writer of `total` bytes; seconds from its first write until the log holds every byte."""
+    """S5: one writer of `total` bytes; seconds from its first write until the log contains every byte."""
     stamp = manager.workdir.parent / f"{manager.workdir.name}-writer.stamp"
     stamp.unlink(missing_ok=True)
     log_file = manager.workdir / "writer.log"
@@ -165,7 +165,7 @@ def log_capture(manager: ManagerUnderTest, total: int, timeout: float = 300.0) -
 
 
 def ceiling(workdir: Path, total: int) -> Capture:
-    """The same writer straight into a file: the fastest any manager could capture it."""
+    """Time the same writer straight into a file: the fastest any manager could capture it."""
     workdir.mkdir(parents=True, exist_ok=True)
     target, stamp = workdir / "ceiling.out", workdir / "ceiling.stamp"
     with open(target, "wb") as out:
@@ -186,7 +186,7 @@ class CrashLoop:
 
 
 def crash_service(manager: ManagerUnderTest, counter: Path, limited: bool) -> Service:
-    """A service that exits 1 at once, appending a line to `counter` on each spawn."""
+    """Return a service that exits 1 at once, appending a line to `counter` on each spawn."""
     argv = ("/bin/sh", "-c", f"echo spawn >> {counter}; exit 1")
     if not limited:
         return Service("crasher", argv=argv, profile="fast")

@@ -36,7 +36,7 @@ FULL = Settings(
     mode="full", startup_sizes=(10, 100, 500), startup_runs=5, idle_sizes=(100, 500), idle_settle=2.0,
     idle_window=10.0, fast_idle_size=100, kills_fast=20, kills_default=5, control_size=100, control_runs=5,
     round_trips=200, capture_bytes=200 * 1_000_000, capture_runs=3, crash_window=20.0, crash_runs=3,
-    crash_fast_window=10.0, growth_size=2000, growth_runs=3, growth_anchors=True,
+    crash_fast_window=10.0, growth_size=2000, growth_runs=2, growth_anchors=True,
 )
 
 QUICK = Settings(

@@ -19,7 +19,7 @@ CHUNK = 64 * 1024
 
 
 def expected(total: int) -> bytes:
-    """The exact bytes a writer of `total` bytes produces."""
+    """Return the exact bytes a writer of `total` bytes produces."""
     count = -(-total // LINE)
     pad = b"x" * (LINE - 12)
     lines = b"".join(b"%010d %s\n" % (number, pad) for number in range(count))

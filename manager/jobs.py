@@ -52,8 +52,9 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
         current = runtime.job
         if current.kind == kind and kind in ("start", "stop", "reload"):
             return await asyncio.shield(current.task)
-        if kind == "exit" and current.kind in ("start", "stop"):
-            # A start or stop in progress handles the main process's exit itself.
+        if kind == "exit" and current.kind == "stop":
+            # The stop in progress handles the main process's exit itself. A start
+            # job is only finishing when an exit is reported, so the exit waits for it.
             return "done"
         if kind == "stop" and current.kind == "start":
             current.task.cancel()

@@ -11,6 +11,7 @@ cannot be known.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 from collections.abc import Callable
@@ -100,22 +101,85 @@ async def wait_pid_file(path: Path, members: Callable[[], set[int]]) -> int:
     """Read `path` until it names a live process of the unit. The caller bounds the wait.
 
     A daemon may write its PID file a moment after its parent exited, so a
-    missing file is retried with a growing pause.
+    missing or empty file is read again whenever its directory changes.
     """
-    # TODO: watch the directory with inotify instead of retrying.
-    pause = 0.005
-    while True:
-        try:
-            pid = read_pid_file(path)
-        except PIDFileError as exc:
-            log.debug("%s", exc)
-        else:
-            if pid in members():
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+    watch = DirectoryWatch(path.parent, changed.set)
+    if watch.fd is not None:
+        loop.add_reader(watch.fd, watch.drain)
+    try:
+        pause = 0.005
+        while True:
+            changed.clear()
+            pid = _pid_of_unit(path, members)
+            if pid:
                 return pid
-            if processes.read_stat(pid) is not None:
-                raise PIDFileError(f"PID {pid} in {path} does not belong to the service, so it is rejected")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.1)
+            if watch.fd is None:
+                # No inotify: read again after a growing pause.
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            else:
+                await changed.wait()
+    finally:
+        if watch.fd is not None:
+            loop.remove_reader(watch.fd)
+        watch.close()
+
+
+def _pid_of_unit(path: Path, members: Callable[[], set[int]]) -> int:
+    try:
+        pid = read_pid_file(path)
+    except PIDFileError as exc:
+        log.debug("%s", exc)
+        return 0
+    if pid in members():
+        return pid
+    if processes.read_stat(pid) is not None:
+        raise PIDFileError(f"PID {pid} in {path} does not belong to the service, so it is rejected")
+    # A stale file naming a process that is gone: wait for the daemon to write its own.
+    return 0
+
+
+class DirectoryWatch:
+    """inotify on one directory: `on_change` runs when a file in it is written, created or moved in."""
+
+    IN_CLOSE_WRITE = 0x08
+    IN_MOVED_TO = 0x80
+    IN_CREATE = 0x100
+    IN_NONBLOCK = os.O_NONBLOCK
+    IN_CLOEXEC = os.O_CLOEXEC
+
+    def __init__(self, directory: Path, on_change: Callable[[], None]):
+        self.on_change = on_change
+        self.fd: int | None = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+            if fd < 0:
+                return
+            mask = self.IN_CLOSE_WRITE | self.IN_MOVED_TO | self.IN_CREATE
+            if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+                os.close(fd)
+                return
+        except (OSError, AttributeError) as exc:
+            log.debug("inotify is not available (%s); PID files are read again after a pause", exc)
+            return
+        self.fd = fd
+
+    def drain(self) -> None:
+        assert self.fd is not None
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self.on_change()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def guess_main_pid(members: set[int], manager_pid: int) -> int:

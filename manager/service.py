@@ -162,6 +162,7 @@ class ServiceRuntime(UnitRuntime):
         self._restart_task: asyncio.Task | None = None
         self._watches: list[ExitWatch] = []
         self._monitor_env: dict[str, str] = {}
+        self._runtime_limit: asyncio.Task | None = None
 
     # -- settings ---------------------------------------------------------
 
@@ -314,6 +315,7 @@ class ServiceRuntime(UnitRuntime):
             return
         self.set_state(ActiveState.ACTIVE, "running")
         self.watchdog.arm()
+        self._limit_runtime()
         exited = self.main_exited
         if exited is not None and exited.done() and not exited.cancelled():
             # The main process ended during ExecStartPost= (or could not be
@@ -604,6 +606,31 @@ class ServiceRuntime(UnitRuntime):
         asyncio.ensure_future(
             self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status)))
 
+    def _limit_runtime(self) -> None:
+        """RuntimeMaxSec=: stop the service with result `timeout` once it ran that long."""
+        deadline = Deadline(self.setting("RuntimeMaxSec"))
+        if deadline.seconds == float("inf"):
+            return
+        invocation = self.invocation_id
+
+        async def expire() -> None:
+            self.deadline = deadline
+            try:
+                await deadline.run(asyncio.Event().wait())
+            except TimeoutError:
+                pass
+            finally:
+                if self.deadline is deadline:
+                    self.deadline = None
+            if invocation != self.invocation_id or self.active_state is not ActiveState.ACTIVE:
+                return
+            log.warning("%s: RuntimeMaxSec=%gs exceeded, stopping the service", self.name, deadline.seconds)
+            self.watchdog.disarm()
+            await self.manager.run_unit_job(
+                self, "exit", lambda: self._handle_exit("timeout", ExitCause.TIMEOUT, None))
+
+        self._runtime_limit = asyncio.ensure_future(expire())
+
     def _supervise_without_main(self) -> None:
         """A forking service without a known main PID runs until its last process is gone."""
         invocation = self.invocation_id
@@ -635,7 +662,9 @@ class ServiceRuntime(UnitRuntime):
         procs.signal(signum)
         procs.close()
 
-    async def _handle_exit(self, result: str, cause: ExitCause, status: ExitStatus) -> str:
+    async def _handle_exit(self, result: str, cause: ExitCause, status: ExitStatus | None) -> str:
+        if self.active_state in (ActiveState.INACTIVE, ActiveState.FAILED) or self.sub_state == "auto-restart":
+            return "done"  # another job has already dealt with this invocation's end
         final = await StopSequence(self, result, run_exec_stop=True).run()
         self._finish(final, restart_allowed=True, cause=cause, status=status)
         return "done"
@@ -664,6 +693,9 @@ class ServiceRuntime(UnitRuntime):
     def _finish(self, result: str, restart_allowed: bool, cause: ExitCause | None = None,
                 status: ExitStatus | None = None) -> None:
         self.main_pid = 0
+        limit, self._runtime_limit = self._runtime_limit, None
+        if limit is not None and limit is not asyncio.current_task():
+            limit.cancel()
         self.watchdog.disarm()
         self._release_watches()
         if restart_allowed and cause is not None and should_restart(

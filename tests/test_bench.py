@@ -44,7 +44,10 @@ def test_bench_smoke_writes_table(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     marker = f"UNITMGR_BENCH_TEST={tmp_path}"
     env = dict(os.environ, UNITMGR_BENCH_TEST=str(tmp_path))
-    command = [sys.executable, str(BENCH), "--smoke", "--output", str(output), "--workdir", str(tmp_path / "w")]
+    # --dev-unitmgr runs this interpreter's unitmgr, so the test neither waits for nor replaces the
+    # benchmark's own install of unitmgr.
+    command = [sys.executable, str(BENCH), "--smoke", "--dev-unitmgr", "--output", str(output),
+               "--workdir", str(tmp_path / "w")]
     try:
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=840)
     finally:

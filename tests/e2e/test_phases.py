@@ -111,3 +111,19 @@ TimeoutStopSec=1
     elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 4.5, elapsed
     assert manager.status("hang")["processes"] == []
+
+
+def test_runtime_max_sec(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "brief.service", """\
+[Service]
+RuntimeMaxSec=0.5
+ExecStart=/bin/sleep 1000
+ExecStop=/bin/sh -c 'echo stop $$SERVICE_RESULT'
+""")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["brief"]}), "brief.service") == "done"
+    status = wait_state(manager, "brief", "failed")
+    assert status["result"] == "timeout"
+    assert log_lines(manager, "brief") == ["stop timeout"]
+    assert "RuntimeMaxSec=0.5s exceeded" in manager.log()

@@ -57,6 +57,8 @@ def test_reset_failed_and_daemon_reload_from_shell(make_manager, tmp_path: Path)
     stamp = time.time() + 2
     os.utime(path, (stamp, stamp))
     assert manager.status("broken")["changed_on_disk"] is True
+    shown = manager.unitsh("-c", "status broken")
+    assert "changed on disk" in shown.stderr
     done = manager.unitsh("-c", "daemon-reload")
     assert done.returncode == 0, done.stderr
     assert manager.status("broken")["changed_on_disk"] is False

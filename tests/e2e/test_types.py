@@ -305,3 +305,23 @@ ExecStart=/bin/sh -c 'trap "echo got ABRT" ABRT; {SYSTEMD_NOTIFY} --ready; {SYST
     assert status["result"] == "watchdog"
     assert status["exec_main"]["status_name"] == "KILL", "SIGKILL after TimeoutAbortSec="
     assert "got ABRT" in log_lines(manager, "stuck")
+
+
+def test_forking_pid_file_written_late(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    pid_file = tmp_path / "late.pid"
+    script = tmp_path / "daemon.sh"
+    # The daemon writes its PID file 0.3 s after its parent has exited.
+    script.write_text("setsid /bin/sh -c 'sleep 0.3; echo $$ > \"$1\"; exec sleep 1000' sh \"$1\" "
+                      "< /dev/null > /dev/null 2>&1 &\n")
+    write_unit(units, "late.service", f"""\
+[Service]
+Type=forking
+PIDFile={pid_file}
+ExecStart=/bin/sh {script} {pid_file}
+""")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["late"]}), "late.service") == "done"
+    status = manager.status("late")
+    assert status["main_pid"] == int(pid_file.read_text())
+    assert status["main_comm"] == "sleep"

@@ -102,3 +102,20 @@ def test_limits_rewritten_for_new_invocation(tmp_path: Path) -> None:
     tracker.prepare_spawn(runtime, spawn_spec())
     assert memory_max.read_text() == "max"
     assert tracker.units["limited.service"].enforced_by == {}
+
+
+async def test_sampler_runs_only_while_needed() -> None:
+    import asyncio
+
+    tracker = tracker_for(None, [])
+    tracker.manager.loop = asyncio.get_running_loop()
+    watcher = tracker.watcher
+    assert watcher._timer is None
+
+    watcher.watch("a.service")
+    watcher.watch("b.service")
+    assert watcher._timer is not None
+    watcher.unwatch("a.service")
+    assert watcher._timer is not None
+    watcher.unwatch("b.service")
+    assert watcher._timer is None
