@@ -163,10 +163,10 @@ class Manager:
         self.reaper = reaper_module.Reaper(self.loop)
         self.reaper.install()
         from unitmgr.manager.deps import DependencyReactions
-        from unitmgr.manager.notifyrouting import NotifyRouter
+        from unitmgr.manager.notifyrouting import NotifyRouter, notify_address
 
         ensure_private_dir(self.paths.runtime)
-        self.notify = NotifyRouter(self, str(self.paths.notify_socket))
+        self.notify = NotifyRouter(self, notify_address(self.paths, self.base_env))
         self.notify.open()
         self.reactions = DependencyReactions(self)
         from unitmgr.manager.resources import ResourceTracker  # limits and statistics

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from unitmgr.manager import processes
@@ -23,6 +24,7 @@ from unitmgr.manager.servicenotify import handle_message, notify_access, sender_
 
 if TYPE_CHECKING:
     from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.paths import Paths
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,21 @@ log = logging.getLogger(__name__)
 MAX_ANCESTORS = 64
 # At most one "rejected" warning per unit in this many seconds.
 WARN_INTERVAL = 5.0
+
+
+# Overrides the notify socket's address; a value starting with "@" is an abstract socket.
+ADDRESS_VARIABLE = "UNITMGR_NOTIFY_SOCKET"
+
+
+def notify_address(paths: Paths, environment: Mapping[str, str]) -> str:
+    """The notify socket's address: $UNITMGR_NOTIFY_SOCKET if set, else the runtime directory's notify.sock."""
+    configured = environment.get(ADDRESS_VARIABLE, "")
+    if configured.startswith(("@", "/")):
+        return configured
+    if configured:
+        log.warning("ignoring %s=%r: use an absolute path or @NAME for an abstract socket",
+                    ADDRESS_VARIABLE, configured)
+    return str(paths.notify_socket)
 
 
 class NotifyRouter:

@@ -344,14 +344,19 @@ class ServiceRuntime(UnitRuntime):
 
     async def _wait_ready(self) -> None:
         """Wait for READY=1. An exit before it fails the start, with Result=protocol if the exit was clean."""
-        ready, exited = self.ready, self.main_exited
+        ready = self.ready
         assert ready is not None
-        waiters: set[asyncio.Future[Any]] = {ready}
-        if exited is not None:
-            waiters.add(exited)
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if ready.done():
-            return
+        while True:
+            exited = self.main_exited
+            waiters: set[asyncio.Future[Any]] = {ready}
+            if exited is not None:
+                waiters.add(exited)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                return
+            if exited is self.main_exited:
+                break
+            # MAINPID= named a new main process before the old one exited: wait for that one.
         assert exited is not None
         status = exited.result()
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
@@ -603,8 +608,24 @@ class ServiceRuntime(UnitRuntime):
             self.forced_result = None
         self.main_pid = 0
         self.watchdog.disarm()
+        if self.setting("ExitType") == "cgroup" and self.forced_result is None and self.members():
+            # ExitType=cgroup: the service runs on until its last process is gone.
+            asyncio.ensure_future(self._exit_when_empty(result, cause, status))
+            return
         asyncio.ensure_future(
             self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status)))
+
+    async def _exit_when_empty(self, result: str, cause: ExitCause, status: ExitStatus) -> None:
+        invocation = self.invocation_id
+        procs = ProcessSet(self.manager.loop, self.name)
+        try:
+            procs.add(self.members())
+            await procs.wait_empty(float("inf"))
+        finally:
+            procs.close()
+        if invocation != self.invocation_id or self.stopping or self.active_state is not ActiveState.ACTIVE:
+            return
+        await self.manager.run_unit_job(self, "exit", lambda: self._handle_exit(result, cause, status))
 
     def _limit_runtime(self) -> None:
         """RuntimeMaxSec=: stop the service with result `timeout` once it ran that long."""
@@ -676,7 +697,10 @@ class ServiceRuntime(UnitRuntime):
     # -- after a stop -----------------------------------------------------
 
     async def _after_failed_start(self, failure: StartFailed) -> str:
-        result = await StopSequence(self, failure.result, run_exec_stop=False).run()
+        mode = "terminate"
+        if failure.cause is ExitCause.TIMEOUT:
+            mode = self.setting("TimeoutStartFailureMode") or "terminate"
+        result = await StopSequence(self, failure.result, run_exec_stop=False, failure_mode=mode).run()
         if isinstance(failure, ConditionNotMet):
             log.info("%s: skipped because ExecCondition= exited %d", self.name, failure.status.status)
             self._release_watches()

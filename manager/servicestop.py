@@ -8,6 +8,10 @@ SendSIGKILL=yes); then ExecStopPost=; then a final kill of anything left
 (KillMode=control-group and mixed only). The wait covers every remaining
 process of the unit, not only the main one, also when the main process had
 already exited before the stop began.
+
+After a start timeout (TimeoutStartFailureMode=) or an ExecStop= timeout
+(TimeoutStopFailureMode=), `abort` sends WatchdogSignal= first and waits
+TimeoutAbortSec=, and `kill` sends FinalKillSignal= at once.
 """
 
 from __future__ import annotations
@@ -41,10 +45,14 @@ def signal_name(signum: int) -> str:
 class StopSequence:
     """One stop of `service`, starting with Result=`result`."""
 
-    def __init__(self, service: ServiceRuntime, result: str, run_exec_stop: bool):
+    def __init__(self, service: ServiceRuntime, result: str, run_exec_stop: bool,
+                 failure_mode: str = "terminate"):
         self.service = service
         self.result = result
         self.run_exec_stop = run_exec_stop
+        # TimeoutStartFailureMode= or TimeoutStopFailureMode= when a time limit led to this
+        # stop: terminate (KillSignal=), abort (WatchdogSignal=, TimeoutAbortSec=) or kill.
+        self.failure_mode = failure_mode
 
     @property
     def mode(self) -> str:
@@ -93,6 +101,7 @@ class StopSequence:
             except TimeoutError:
                 log.warning("%s: ExecStop= timed out after TimeoutStopSec=", service.name)
                 self._set_failure("timeout")
+                self.failure_mode = service.setting("TimeoutStopFailureMode") or "terminate"
                 break
             except Exception as exc:  # noqa: BLE001 - the remaining ExecStop= are skipped, killing goes on
                 log.warning("%s: ExecStop= failed (%s); skipping the remaining ExecStop= commands",
@@ -105,6 +114,10 @@ class StopSequence:
 
     def _first_signal(self) -> int:
         service = self.service
+        if self.failure_mode == "kill":
+            return service.setting("FinalKillSignal") or signal.SIGKILL
+        if self.failure_mode == "abort":
+            return service.setting("WatchdogSignal") or signal.SIGABRT
         if service.restarting and service.setting("RestartKillSignal"):
             return service.setting("RestartKillSignal")
         return service.setting("KillSignal") or signal.SIGTERM
@@ -141,7 +154,10 @@ class StopSequence:
 
     async def _wait(self, procs: ProcessSet, first: list[int], mode: str) -> bool:
         """Wait TimeoutStopSec= for the processes KillMode= waits for, and return False when some are left."""
-        deadline = Deadline(self.service.setting("TimeoutStopSec"))
+        timeout = self.service.setting("TimeoutStopSec")
+        if self.failure_mode == "abort" and self.service.setting("TimeoutAbortSec") is not None:
+            timeout = self.service.setting("TimeoutAbortSec")
+        deadline = Deadline(timeout)
         self.service.deadline = deadline
         try:
             if mode == "process":

@@ -19,9 +19,13 @@ import os, signal, subprocess, sys, time
 
 role, exit_on = sys.argv[1], set(filter(None, sys.argv[2].split(",")))
 
+def say(text):
+    # One write per line: two processes share the pipe.
+    os.write(1, (text + "\n").encode())
+
 def handle(signum, frame):
     name = signal.Signals(signum).name.removeprefix("SIG")
-    print(f"{role} got {name}", flush=True)
+    say(f"{role} got {name}")
     if name in exit_on:
         os._exit(0)
 
@@ -29,8 +33,8 @@ for name in ("TERM", "INT", "HUP", "USR1", "USR2", "QUIT", "CONT"):
     signal.signal(getattr(signal, "SIG" + name), handle)
 if len(sys.argv) > 4:
     child = subprocess.Popen([sys.executable, sys.argv[0], sys.argv[3], sys.argv[4]])
-    print(f"{role} started child {child.pid}", flush=True)
-print(f"{role} ready {os.getpid()}", flush=True)
+    say(f"{role} started child {child.pid}")
+say(f"{role} ready {os.getpid()}")
 while True:
     time.sleep(1)
 """

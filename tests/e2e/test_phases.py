@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from support import write_unit
+from test_types import open_gate
 from unitwait import job_result, log_lines, wait_state
 
 
@@ -127,3 +129,52 @@ ExecStop=/bin/sh -c 'echo stop $$SERVICE_RESULT'
     assert status["result"] == "timeout"
     assert log_lines(manager, "brief") == ["stop timeout"]
     assert "RuntimeMaxSec=0.5s exceeded" in manager.log()
+
+
+def test_timeout_start_failure_modes(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    body = """\
+[Service]
+Type=notify
+TimeoutStartSec=0.5
+TimeoutAbortSec=5
+WatchdogSignal=SIGUSR1
+ExecStart=/bin/sh -c 'trap "echo got TERM; exit 0" TERM; trap "echo got USR1; exit 0" USR1; \\
+    echo ready; while :; do sleep 0.1; done'
+"""
+    write_unit(units, "terminate.service", body)
+    write_unit(units, "abort.service", body + "TimeoutStartFailureMode=abort\n")
+    write_unit(units, "kill.service", body + "TimeoutStartFailureMode=kill\n")
+    manager = make_manager(units)
+    for unit, expected in (("terminate", "got TERM"), ("abort", "got USR1"), ("kill", None)):
+        reply = manager.request("start", {"units": [unit]})
+        assert job_result(reply, f"{unit}.service") == "failed", unit
+        status = manager.status(unit)
+        assert status["result"] == "timeout", unit
+        lines = log_lines(manager, unit)
+        if expected:
+            assert expected in lines, (unit, lines)
+        else:
+            assert not [line for line in lines if line.startswith("got ")], lines
+            assert status["exec_main"]["status_name"] == "KILL"
+
+
+def test_exit_type_cgroup(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    for name, exit_type in (("main-only", "main"), ("whole", "cgroup")):
+        write_unit(units, f"{name}.service", f"""\
+[Service]
+ExitType={exit_type}
+ExecStart=/bin/sh -c '(read line < {gate}; echo child done) & exit 0'
+""")
+    manager = make_manager(units)
+    manager.request("start", {"units": ["main-only", "whole"]})
+    wait_state(manager, "main-only", "inactive")
+    # The main process of whole.service is gone too, but its child keeps it running.
+    assert manager.status("whole")["active_state"] == "active"
+    open_gate(gate)
+    status = wait_state(manager, "whole", "inactive")
+    assert status["result"] == "success"
+    assert "child done" in log_lines(manager, "whole")

@@ -325,3 +325,65 @@ ExecStart=/bin/sh {script} {pid_file}
     status = manager.status("late")
     assert status["main_pid"] == int(pid_file.read_text())
     assert status["main_comm"] == "sleep"
+
+
+@needs_systemd_notify
+def test_abstract_notify_socket(make_manager, tmp_path: Path) -> None:
+    import uuid
+
+    units = tmp_path / "units"
+    write_unit(units, "abstract.service", f"""\
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=/bin/sh -c 'echo "socket=$$NOTIFY_SOCKET"; {SYSTEMD_NOTIFY} --ready --status=abstract; exec sleep 1000'
+""")
+    manager = make_manager(units, start=False)
+    name = f"@unitmgr-test-{uuid.uuid4().hex}"
+    manager.env["UNITMGR_NOTIFY_SOCKET"] = name
+    manager.start()
+    assert job_result(manager.request("start", {"units": ["abstract"]}), "abstract.service") == "done"
+    assert manager.status("abstract")["status_text"] == "abstract"
+    assert f"socket={name}" in log_lines(manager, "abstract")
+    assert not (manager.home / "runtime" / "notify.sock").exists()
+
+
+@needs_systemd_notify
+def test_stopping_and_errno(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    write_unit(units, "leaving.service", f"""\
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=/bin/sh -c '{SYSTEMD_NOTIFY} --ready ERRNO=5; read line < {gate}; \\
+    {SYSTEMD_NOTIFY} STOPPING=1 STATUS=leaving; read line < {gate}; exit 0'
+""")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["leaving"]}), "leaving.service") == "done"
+    assert manager.status("leaving")["status_errno"] == 5
+    open_gate(gate)
+    status = wait_state(manager, "leaving", "deactivating")
+    assert status["status_text"] == "leaving"
+    open_gate(gate)
+    status = wait_state(manager, "leaving", "inactive")
+    assert status["result"] == "success"
+
+
+@needs_systemd_notify
+def test_wrapper_hands_over_main_pid(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    # The wrapper names its child as the main process and exits before READY=1 arrives.
+    write_unit(units, "wrapped.service", f"""\
+[Service]
+Type=notify
+NotifyAccess=all
+ExecStart=/bin/sh -c 'sleep 1000 & {SYSTEMD_NOTIFY} MAINPID=$$!; \\
+    (sleep 0.5; {SYSTEMD_NOTIFY} --ready) & exit 0'
+""")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["wrapped"]}), "wrapped.service") == "done"
+    status = manager.status("wrapped")
+    assert status["active_state"] == "active"
+    assert status["main_comm"] == "sleep"
