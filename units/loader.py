@@ -218,7 +218,12 @@ class UnitLoader:
         real = alias
         if template and names.is_template(alias):
             real = names.instance_name(alias, names.split_name(name)[1] or "")
-        unit = self.load(real) if real not in seen else self._load_uncached(real, seen)
+        # Pass `seen` along: a fresh load() would restart the cycle check and
+        # recurse forever on aliases that point at each other.
+        unit = self._cache.get(real)
+        if unit is None:
+            unit = self._load_uncached(real, seen)
+            self._cache[real] = unit
         if name not in unit.aliases:
             # An alias written as a bare name may not be in the directory index.
             unit.aliases.append(name)

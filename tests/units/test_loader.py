@@ -218,3 +218,13 @@ def test_builtin_units_load_without_warnings(dirs):
     loader = loader_for(*dirs)
     for name in ("default.target", "exit.target", "graphical-session.target", "shutdown.target"):
         assert loader.load(name).diagnostics == [], name
+
+
+def test_alias_loop_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    os.symlink("loopB.service", tmp_path / "loopA.service")
+    os.symlink("loopA.service", tmp_path / "loopB.service")
+    loader = loader_for(tmp_path)
+    for name in ("loopA.service", "loopB.service"):
+        unit = loader.load(name)
+        assert unit.load_state == "error"
+        assert "symbolic links" in unit.load_error
