@@ -1,6 +1,6 @@
 """Benchmark unitmgr side by side with supervisord and Circus, and write bench/RESULTS.md.
 
-    python bench/run.py            # the full run (about 15 minutes on 2 cores)
+    python bench/run.py            # the full run (15 to 25 minutes on 2 cores)
     python bench/run.py --quick    # fewer runs and smaller N, under 3 minutes
     python bench/run.py --smoke    # every scenario once at tiny sizes, for the test suite
 

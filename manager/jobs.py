@@ -5,14 +5,17 @@ checks Requisite=, stops the units it Conflicts= with (and those that
 conflict with it) before anything starts, and runs each unit's start once
 the units it is ordered After= have finished theirs, also when their start
 job belongs to another request. A stop also stops the units that
-Requires=, BindsTo= or PartOf= it, in reverse order. An ordering cycle is
-logged naming every unit in it and broken by dropping the ordering between
-its members; the start goes on.
+Requires=, BindsTo= or PartOf= it and those linked by PropagatesStopTo=/
+StopPropagatedFrom=, in reverse order. A reload also reloads the active
+units linked by PropagatesReloadTo=/ReloadPropagatedFrom=. An ordering
+cycle is logged naming every unit in it and broken by dropping the
+ordering between its members, and the start goes on.
 
 Each unit has at most one job at a time, merged as systemd does: a second
-start or stop joins the one running, a stop cancels a running start and
-takes over, anything else waits for the running job and then runs. Jobs on
-different units run concurrently; there is no global lock.
+start or stop joins the one running, a stop cancels a start (running, or
+still waiting for its ordering) and takes over, anything else waits for the
+running job and then runs. Jobs on different units run concurrently, and
+there is no global lock.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 
 PULL_IN = ("Requires", "Wants", "BindsTo", "Upholds")
 HARD_DEPS = ("Requires", "BindsTo", "Requisite")
-STOP_PROPAGATION = ("Requires", "BindsTo", "PartOf")
+STOP_PROPAGATION = ("Requires", "BindsTo", "PartOf", "StopPropagatedFrom")
 _INACTIVE = (ActiveState.INACTIVE, ActiveState.FAILED)
 
 
@@ -48,6 +51,9 @@ def _deps(runtime: UnitRuntime, keys: tuple[str, ...]) -> list[str]:
 
 async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Awaitable[str]]) -> str:
     """Run one job on one unit, merging with or replacing the job already running there."""
+    if kind == "stop":
+        # Start jobs still waiting for their ordering see this and give up (see _start_one).
+        runtime.stop_requests += 1
     while runtime.job is not None:
         current = runtime.job
         if current.kind == kind and kind in ("start", "stop", "reload"):
@@ -188,10 +194,11 @@ class Transactions:
         futures: dict[str, asyncio.Future[str]] = {
             name: self.manager.loop.create_future() for name in units
         }
+        stops_seen = {name: runtime.stop_requests for name, runtime in units.items()}
 
         async def start_one(name: str) -> None:
             try:
-                result = await self._start_one(units[name], edges[name], futures, units)
+                result = await self._start_one(units[name], edges[name], futures, units, stops_seen[name])
             except Exception:
                 log.exception("start of %s failed", name)
                 result = "failed"
@@ -208,8 +215,8 @@ class Transactions:
             await asyncio.shield(everything)
         return {name: future.result() for name, future in futures.items() if future.done()}
 
-    async def _start_one(self, runtime: UnitRuntime, befores: set[str],
-                         futures: dict[str, asyncio.Future[str]], units: dict[str, UnitRuntime]) -> str:
+    async def _start_one(self, runtime: UnitRuntime, befores: set[str], futures: dict[str, asyncio.Future[str]],
+                         units: dict[str, UnitRuntime], stops_seen: int) -> str:
         result = "done"
         hard = _deps(runtime, HARD_DEPS)
         for before in befores:
@@ -225,6 +232,10 @@ class Transactions:
         if result != "done":
             log.warning("%s: start canceled because a required unit failed", runtime.name)
             return result
+        if runtime.stop_requests != stops_seen:
+            # A stop arrived while this start waited for its ordering: the stop wins.
+            log.info("%s: start canceled by a stop request", runtime.name)
+            return "canceled"
         return await run_unit_job(runtime, "start", runtime.run_start)
 
     async def _wait_outside_jobs(self, runtime: UnitRuntime, units: dict[str, UnitRuntime]) -> None:
@@ -251,6 +262,7 @@ class Transactions:
             if runtime is None:
                 continue
             found[name] = runtime
+            queue.extend(dependencies(runtime.unit, "PropagatesStopTo"))
             for other in self.manager.runtimes.values():
                 if other.name not in found and name in _deps(other, STOP_PROPAGATION):
                     if other.active_state is not ActiveState.INACTIVE or other.job is not None:
@@ -291,10 +303,20 @@ class Transactions:
         return await self.start(list(units), cycles_out)
 
     async def reload(self, names: list[str]) -> dict[str, str]:
+        """Reload `names`, then the active units their reload propagates to, in that order."""
         results = {}
-        for name in names:
-            runtime = self.manager.runtimes[name]
+        queue = list(names)
+        while queue:
+            name = queue.pop(0)
+            runtime = self.manager.runtimes.get(name)
+            if name in results or runtime is None:
+                continue
+            if name not in names and (runtime.active_state is not ActiveState.ACTIVE or not runtime.can_reload()):
+                continue
             results[name] = await run_unit_job(runtime, "reload", runtime.run_reload)
+            queue.extend(dependencies(runtime.unit, "PropagatesReloadTo"))
+            queue.extend(other.name for other in self.manager.runtimes.values()
+                         if name in dependencies(other.unit, "ReloadPropagatedFrom"))
         return results
 
     async def stop_all(self) -> None:

@@ -47,6 +47,8 @@ class UnitRuntime:
         self.changed_on_disk = False
         # Set by a restart for the stop half (RestartKillSignal=); the stop clears it.
         self.restarting = False
+        # How many stop jobs were requested; a start waiting for its ordering checks it (jobs.py).
+        self.stop_requests = 0
         # $MONITOR_* for the next start, set when OnFailure=/OnSuccess= starts this unit (deps.py).
         self.monitor_env: dict[str, str] = {}
         self.file_stamps = file_stamps(unit, manager.unit_dirs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -235,3 +236,65 @@ def test_stop_cancels_running_start(make_manager, tmp_path: Path) -> None:
     thread.join(10)
     assert job_result(replies[0], "slow.service") == "canceled"
     assert manager.status("slow")["active_state"] == "inactive"
+
+
+def test_stop_cancels_waiting_start(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    write_unit(units, "first.service", gated_oneshot(gate))
+    write_unit(units, "second.service", "[Unit]\nWants=first.service\nAfter=first.service\n" + SLEEPER)
+    manager = make_manager(units)
+    replies: list[dict] = []
+    thread = threading.Thread(target=lambda: replies.append(manager.request("start", {"units": ["second"]})))
+    thread.start()
+    wait_state(manager, "first", "activating")
+    # second's start job waits for first; a stop of second replaces it.
+    assert job_result(manager.request("stop", {"units": ["second"]}), "second.service") == "done"
+    open_gate(gate)
+    thread.join(10)
+    assert job_result(replies[0], "second.service") == "canceled"
+    assert manager.status("first")["active_state"] == "active"
+    assert manager.status("second")["start_times"] == []
+
+
+def test_requires_propagates_stop_and_restart(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "db.service", SLEEPER)
+    write_unit(units, "app.service", "[Unit]\nRequires=db.service\nAfter=db.service\n" + SLEEPER)
+    manager = make_manager(units)
+    manager.request("start", {"units": ["app"]})
+    assert manager.status("db")["active_state"] == "active"
+
+    before = manager.status("app")["invocation_id"]
+    manager.request("restart", {"units": ["db"]})
+    app = manager.status("app")
+    assert app["active_state"] == "active"
+    assert app["invocation_id"] != before
+
+    manager.request("stop", {"units": ["db"]})
+    assert manager.status("app")["active_state"] == "inactive"
+
+    # db ending on its own does not stop app (only BindsTo= does).
+    manager.request("start", {"units": ["app"]})
+    os.kill(manager.status("db")["main_pid"], signal.SIGTERM)
+    wait_state(manager, "db", "inactive")
+    assert manager.status("app")["active_state"] == "active"
+
+
+def test_stop_and_reload_propagation(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    reloadable = "[Service]\nExecStart=/bin/sleep 1000\nExecReload=/bin/echo reloaded\n"
+    write_unit(units, "hub.service",
+               "[Unit]\nPropagatesStopTo=spoke.service\nPropagatesReloadTo=spoke.service\n" + reloadable)
+    write_unit(units, "spoke.service", reloadable)
+    write_unit(units, "listener.service", "[Unit]\nReloadPropagatedFrom=hub.service\n"
+               "StopPropagatedFrom=hub.service\n" + reloadable)
+    manager = make_manager(units)
+    manager.request("start", {"units": ["hub", "spoke", "listener"]})
+    manager.request("reload", {"units": ["hub"]})
+    for unit in ("hub", "spoke", "listener"):
+        assert log_lines(manager, unit) == ["reloaded"], unit
+    manager.request("stop", {"units": ["hub"]})
+    for unit in ("spoke", "listener"):
+        assert manager.status(unit)["active_state"] == "inactive", unit

@@ -21,7 +21,7 @@ role, exit_on = sys.argv[1], set(filter(None, sys.argv[2].split(",")))
 
 def say(text):
     # One write per line: two processes share the pipe.
-    os.write(1, (text + "\n").encode())
+    os.write(1, (text + "\\n").encode())
 
 def handle(signum, frame):
     name = signal.Signals(signum).name.removeprefix("SIG")

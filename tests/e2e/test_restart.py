@@ -199,12 +199,14 @@ ExecStart=/bin/false
     manager = make_manager(units)
     before = cpu_seconds(manager.proc.pid)
     manager.request("start", {"units": ["loop"], "no_block": True})
-    # The default RestartSec=100ms: about 20 crashes.
-    status = wait_starts(manager, "loop", 20, timeout=30)
+    # The default RestartSec=100ms: about 20 crashes. Polling slowly keeps status requests
+    # from adding to the manager's CPU time.
+    status = wait_starts(manager, "loop", 20, timeout=30, interval=0.5)
     used = cpu_seconds(manager.proc.pid) - before
     span = status["start_times"][-1] - status["start_times"][0]
     manager.request("stop", {"units": ["loop"]})
-    assert used / span < 0.5, f"the manager used {used:.2f}s of CPU in {span:.2f}s of crash loop"
+    print(f"crash loop: the manager used {used:.2f}s of CPU in {span:.2f}s ({len(status['start_times'])} starts)")
+    assert used / span < 0.3, f"the manager used {used:.2f}s of CPU in {span:.2f}s of crash loop"
 
 
 def test_stop_cancels_pending_restart(make_manager, tmp_path: Path) -> None:

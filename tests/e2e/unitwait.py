@@ -64,11 +64,12 @@ def user_name() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def wait_starts(manager: ManagerProcess, unit: str, count: int, timeout: float = 20.0) -> dict[str, Any]:
+def wait_starts(manager: ManagerProcess, unit: str, count: int, timeout: float = 20.0,
+                interval: float = 0.02) -> dict[str, Any]:
     """Wait until the manager has started `unit` at least `count` times; return its status."""
 
     def started() -> dict[str, Any] | None:
         status = manager.status(unit)
         return status if len(status["start_times"]) >= count else None
 
-    return wait_for(started, timeout, message=f"{count} starts of {unit}")  # type: ignore[return-value]
+    return wait_for(started, timeout, interval, message=f"{count} starts of {unit}")  # type: ignore[return-value]
