@@ -221,6 +221,13 @@ class Unitmgr(ManagerUnderTest):
     def log_path(self, name: str) -> Path:
         return self.home / "state" / "logs" / f"{name}.service.log"
 
+    def stop(self, grace: float = 3.0) -> None:
+        # A manager killed after the grace period leaves its cgroups (unitmgr-PID-*) behind, empty.
+        pid = self.proc.pid if self.proc is not None else None
+        super().stop(grace)
+        if pid is not None:
+            procfs.remove_cgroups(f"unitmgr-{pid}-")
+
     def gave_up(self, name: str) -> bool:
         from unitmgr.manager import paths as paths_module
         from unitmgr.shell.client import Client

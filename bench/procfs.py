@@ -141,3 +141,36 @@ def kill_leftovers(keep: set[int]) -> list[int]:
     if killed:
         log.debug("killed %d leftover processes", len(set(killed)))
     return sorted(set(killed))
+
+
+def cgroup2_dir() -> Path | None:
+    """Return the cgroup v2 directory this process belongs to, or None without a cgroup v2 mount."""
+    mount = next((line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                  if line.split()[2] == "cgroup2"), None)
+    own = next((line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                if line.startswith("0::")), None)
+    if mount is None or own is None:
+        return None
+    return Path(mount + own)
+
+
+def remove_cgroups(prefix: str) -> int:
+    """Remove the empty cgroup trees named PREFIX* next to this process's own; return how many."""
+    base = cgroup2_dir()
+    if base is None:
+        return 0
+    removed = 0
+    for top in base.glob(f"{prefix}*"):
+        # Deepest directories first: a cgroup can only be removed once it has no children.
+        for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            try:
+                directory.rmdir()
+            except OSError:
+                continue
+        try:
+            top.rmdir()
+            removed += 1
+        except OSError as exc:
+            log.warning("could not remove the cgroup %s: %s", top, exc)
+    return removed
+
