@@ -9,6 +9,9 @@ and `help` is the rest of the line. A group header `[Section]` starts a
 section; `@exec`, `@kill` and `@cgroup` are shared groups that several
 sections include. The key list matches systemd 252's `load-fragment`
 table, so a key missing here is exactly a key systemd 252 calls unknown.
+Three later keys are added because the manager implements them:
+RestartSteps=, RestartMaxDelaySec= (systemd 254) and ReloadSignal= (253),
+and Type= also accepts notify-reload (253).
 """
 
 OWNER_REASONS: dict[str, str] = {
@@ -23,7 +26,6 @@ OWNER_REASONS: dict[str, str] = {
     "obsolete": "obsolete: systemd 252 itself ignores it or maps it to a newer setting",
     "system": "only meaningful in the system manager",
     "dbus": "D-Bus activation is not yet implemented",
-    "notify": "the sd_notify protocol is not yet implemented",
     "creds": "service credentials are not yet implemented",
     "logging": "journal settings do not apply: unitmgr writes its own per-unit logs",
 }
@@ -174,11 +176,11 @@ ExecSearchPath string - later Search path for bare executable names
 @kill
 KillMode enum:control-group|process|mixed|none control-group yes Which processes are signalled on stop
 KillSignal signal SIGTERM yes Signal sent first on stop
-RestartKillSignal signal - later Signal sent on restart; defaults to KillSignal=
-SendSIGHUP bool no later Send SIGHUP right after KillSignal=
+RestartKillSignal signal - yes Signal sent on restart; defaults to KillSignal=
+SendSIGHUP bool no yes Send SIGHUP right after KillSignal=
 SendSIGKILL bool yes yes Send FinalKillSignal= to processes left after TimeoutStopSec=
 FinalKillSignal signal SIGKILL yes Signal sent to processes still alive after TimeoutStopSec=
-WatchdogSignal signal - notify Signal sent when the watchdog expires
+WatchdogSignal signal - yes Signal sent when the watchdog expires
 @cgroup
 Slice string - cgroup Slice the unit is placed in
 Delegate string - cgroup Delegate a cgroup subtree to the service
@@ -248,18 +250,18 @@ Requisite units - yes Units that must already be active; they are not started
 BindsTo units - yes Like Requires=, and this unit stops when one of them stops
 BindTo units - yes Old spelling of BindsTo=
 PartOf units - yes Units whose stop or restart also stops or restarts this one
-Upholds units - deps Units restarted whenever they stop while this one is active
+Upholds units - yes Units restarted whenever they stop while this one is active
 Conflicts units - yes Units stopped when this one starts, and the other way round
 Before units - yes Units started after this one when both start
 After units - yes Units that must finish starting before this one starts
-OnFailure units - deps Units started when this one enters the failed state
-OnSuccess units - deps Units started when this one finishes successfully
-PropagatesReloadTo units - deps Units reloaded when this one is reloaded
-ReloadPropagatedFrom units - deps Units whose reload also reloads this one
+OnFailure units - yes Units started when this one enters the failed state
+OnSuccess units - yes Units started when this one finishes successfully
+PropagatesReloadTo units - yes Units reloaded when this one is reloaded
+ReloadPropagatedFrom units - yes Units whose reload also reloads this one
 PropagateReloadTo units - obsolete Old spelling of PropagatesReloadTo=
 PropagateReloadFrom units - obsolete Old spelling of ReloadPropagatedFrom=
-PropagatesStopTo units - deps Units stopped when this one stops
-StopPropagatedFrom units - deps Units whose stop also stops this one
+PropagatesStopTo units - yes Units stopped when this one stops
+StopPropagatedFrom units - yes Units whose stop also stops this one
 JoinsNamespaceOf units - sandbox Units whose namespaces this one joins
 RequiresMountsFor words - system Paths whose mount units are required
 OnFailureJobMode string - deps Job mode for OnFailure= units
@@ -267,11 +269,11 @@ OnSuccessJobMode string - deps Job mode for OnSuccess= units
 OnFailureIsolate string - obsolete Old form of OnFailureJobMode=isolate
 IgnoreOnIsolate bool - later Keep this unit running on isolate
 IgnoreOnSnapshot string - obsolete Snapshots were removed from systemd
-StopWhenUnneeded bool - later Stop the unit when no active unit wants it
-RefuseManualStart bool - later Refuse a start requested directly by the user
-RefuseManualStop bool - later Refuse a stop requested directly by the user
+StopWhenUnneeded bool - yes Stop the unit when no active unit wants it
+RefuseManualStart bool - yes Refuse a start requested directly by the user
+RefuseManualStop bool - yes Refuse a stop requested directly by the user
 AllowIsolate bool - later Allow isolate to this unit
-DefaultDependencies bool yes later Add the implicit dependencies of the unit type
+DefaultDependencies bool yes yes Add the implicit dependencies of the unit type
 CollectMode string - later When a failed unit is unloaded
 FailureAction enum:none|exit|exit-force none yes Action when the unit fails (none, exit, exit-force)
 SuccessAction enum:none|exit|exit-force none yes Action when the unit finishes successfully (none, exit, exit-force)
@@ -297,14 +299,14 @@ RequiredBy words - yes Units that get a Requires= on this one when it is enabled
 Also words - yes Units enabled and disabled together with this one
 DefaultInstance string - yes Instance enabled when a template is enabled without one
 [Service]
-Type enum:simple|exec|forking|oneshot|dbus|notify|idle - yes How the manager decides the service has started
-ExitType enum:main|cgroup main later When the service counts as exited: main process gone, or all its processes
+Type enum:simple|exec|forking|oneshot|dbus|notify|notify-reload|idle - yes How the manager decides the service has started
+ExitType enum:main|cgroup main yes When the service counts as exited: main process gone, or all its processes
 RemainAfterExit bool no yes Keep the unit active after its processes exit successfully
-GuessMainPID bool yes later Guess the main PID of a forking service without PIDFile=
-PIDFile string - later PID file of a forking service
+GuessMainPID bool yes yes Guess the main PID of a forking service without PIDFile=
+PIDFile string - yes PID file of a forking service
 BusName string - dbus D-Bus name that marks the service started (Type=dbus)
 BusPolicy string - obsolete Removed kdbus setting
-ExecCondition exec - later Commands whose failure skips the start without failing the unit
+ExecCondition exec - yes Commands whose failure skips the start without failing the unit
 ExecStartPre exec - yes Commands run before ExecStart=
 ExecStart exec - yes The main command; several only with Type=oneshot
 ExecStartPost exec - yes Commands run after the service has started
@@ -314,23 +316,26 @@ ExecStopPost exec - yes Commands run after the service has stopped
 RestartSec sec 0.1 yes Delay before an automatic restart
 TimeoutStartSec timeout - yes Time limit for start-up; infinity for Type=oneshot; 0 means infinity
 TimeoutStopSec timeout 90 yes Time limit for each stop command and for processes to exit after the kill signal
-TimeoutAbortSec timeout - notify Time limit after the watchdog signal
+TimeoutAbortSec timeout - yes Time limit after the watchdog signal
 TimeoutSec timeout - yes Sets both TimeoutStartSec= and TimeoutStopSec=
-TimeoutStartFailureMode enum:terminate|abort|kill terminate later What to do when the start times out
-TimeoutStopFailureMode enum:terminate|abort|kill terminate later What to do when the stop times out
-RuntimeMaxSec sec infinity later Maximum time the service may be active
+TimeoutStartFailureMode enum:terminate|abort|kill terminate yes What to do when the start times out
+TimeoutStopFailureMode enum:terminate|abort|kill terminate yes What to do when the stop times out
+RuntimeMaxSec sec infinity yes Maximum time the service may be active
 RuntimeRandomizedExtraSec sec 0 later Random time added to RuntimeMaxSec=
-WatchdogSec sec 0 notify Watchdog interval; the service must send WATCHDOG=1 within it
+WatchdogSec sec 0 yes Watchdog interval; the service must send WATCHDOG=1 within it
 Restart enum:no|on-success|on-failure|on-abnormal|on-watchdog|on-abort|always no yes When the service is restarted automatically after it exits
+RestartSteps int 0 yes Steps of the back-off from RestartSec= to RestartMaxDelaySec= (systemd 254)
+RestartMaxDelaySec sec infinity yes Longest delay before an automatic restart (systemd 254)
+ReloadSignal signal SIGHUP yes Signal that asks a Type=notify-reload service to reload (systemd 253)
 SuccessExitStatus exitstatus - yes Extra exit codes and signals that count as a clean exit
 RestartPreventExitStatus exitstatus - yes Exit codes and signals that never trigger an automatic restart
 RestartForceExitStatus exitstatus - yes Exit codes and signals that always trigger an automatic restart
 RootDirectoryStartOnly bool - sandbox Apply RootDirectory= only to ExecStart=
 PermissionsStartOnly bool - obsolete Replaced by the + prefix of command lines
 NonBlocking bool - yes Set O_NONBLOCK on passed sockets
-NotifyAccess enum:none|main|exec|all - notify Which processes may send sd_notify messages
+NotifyAccess enum:none|main|exec|all - yes Which processes may send sd_notify messages
 Sockets units - yes Socket units whose sockets are passed to the service
-FileDescriptorStoreMax int 0 notify Number of file descriptors the service may store
+FileDescriptorStoreMax int 0 later Number of file descriptors the service may store
 USBFunctionDescriptors string - system USB FunctionFS descriptors
 USBFunctionStrings string - system USB FunctionFS strings
 OOMPolicy enum:continue|stop|kill - cgroup What happens when the kernel OOM killer hits the service

@@ -102,7 +102,7 @@ def test_dropins_apply_after_fragment():
 
 
 def test_invalid_values_warn_and_keep_default():
-    unit = unit_from("[Service]\nExecStart=/bin/true\nRestart=bogus\nType=notify-reload\n"
+    unit = unit_from("[Service]\nExecStart=/bin/true\nRestart=bogus\nType=notify-later\n"
                      "RestartSec=garbage\nKillMode=bogus\nKillSignal=SIGFOO\nSendSIGKILL=maybe\n"
                      "Nice=25\nLimitNPROC=4096:1024\nUMask=999\n")
     assert unit.load_state == "loaded"

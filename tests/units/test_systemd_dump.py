@@ -121,6 +121,8 @@ def _compare_properties(name: str, unit, theirs: dict[str, list[str]]) -> tuple[
         their_text = theirs.get(dump_key, [None])[0]
         if their_text is None or our_text == "" or ":" in our_text:
             continue  # not in the dump, inherited, or a file: target dumped in two keys
+        if dump_key == "Type" and our_text == "notify-reload":
+            continue  # systemd 252 predates Type=notify-reload (253), which unitmgr accepts
         if dump_key.endswith("Signal"):
             our_text = signal_name(int(our_text))
         if their_text == str(2**64 - 1):
