@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from unitmgr.manager import paths as pathmod
-from unitmgr.shell import exitcodes, helptext
+from unitmgr.shell import exitcodes, helptext, remotecli
 from unitmgr.shell.commands import COMMANDS
 from unitmgr.shell.context import Context
 from unitmgr.shell.render import Output
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unitsh", description=_DESCRIPTION, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("hosts", nargs="*", metavar="HOST",
-                        help="[user@]host[:port] to control through SSH (not supported yet)")
+                        help="[user@]host[:port] to control through SSH; with several, -c runs "
+                             "on all of them at once (see docs/remote.md)")
     parser.add_argument("-c", dest="command", metavar="CMD",
                         help="run CMD (several separated by ';') and exit")
     parser.add_argument("--json", action="store_true",
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SSH: add the local client key to the host's authorized_keys")
     parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
                         help="how long to wait for a reply from the manager (default 5)")
+    remotecli.add_remote_arguments(parser)  # --remote-command, --connect-timeout
     return parser
 
 
@@ -167,14 +169,25 @@ def main(argv: list[str] | None = None) -> int:
         _check_endpoint(parser, options)
     except SystemExit as exc:  # argparse has printed help or the usage error
         return exc.code if isinstance(exc.code, int) else exitcodes.USAGE
-    if options.hosts:
-        print(f"unitsh: remote hosts are not supported yet ({', '.join(options.hosts)}); "
-              "use --endpoint tcp://HOST:PORT --server-key KEY for a manager started "
-              "with --listen", file=sys.stderr)
-        return exitcodes.FAILURE
-
     paths = pathmod.resolve()
-    if options.endpoint:
+    # -- remote hosts through SSH (remotecli.py; paramiko is imported only on this path) --
+    if options.hosts:
+        from unitmgr.shell.client import ClientError
+
+        if options.endpoint:
+            print("unitsh: give HOST arguments or --endpoint, not both", file=sys.stderr)
+            return exitcodes.USAGE
+        if len(options.hosts) > 1:
+            return remotecli.run_many(options, paths)
+        try:
+            session = remotecli.open_host_session(options, paths)
+        except ClientError as err:
+            print(f"unitsh: {err}", file=sys.stderr)
+            return exitcodes.FAILURE
+        except KeyboardInterrupt:
+            return 130  # as a shell reports a command ended by SIGINT
+    # -- end of remote hosts --
+    elif options.endpoint:
         session = Session(_endpoint_connector(options.endpoint, options.server_key, paths,
                                               options.timeout),
                           label=endpoint_label(options.endpoint))

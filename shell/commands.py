@@ -20,6 +20,9 @@ from unitmgr.shell.commandspec import (
     Positional,
     UsageError,
 )
+from unitmgr.shell.follow import run_logs
+from unitmgr.shell.top import TOP_COMMAND
+from unitmgr.shell.unitfiles import UNIT_FILE_COMMANDS
 
 if TYPE_CHECKING:
     from unitmgr.shell.context import Context
@@ -110,13 +113,21 @@ def _logs_args(inv: Invocation) -> dict[str, Any]:
     args = {"units": units, "lines": inv.option("lines") or 0,
             "raw": inv.option("output") == "raw"}
     # The manager parses times and patterns, so they are sent as typed.
-    for name in ("since", "until", "grep"):
+    for name in ("since", "until", "grep", "stream"):
         if inv.option(name):
             args[name] = inv.option(name)
     return args
 
 
+def _kill_args(inv: Invocation) -> dict[str, Any]:
+    return {"units": inv.args, "signal": inv.option("signal") or "SIGTERM",
+            "whom": inv.option("whom") or "all"}
+
+
 # -- showing results -----------------------------------------------------------
+
+def _show_nothing(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    """Print nothing on success, as systemctl does for kill, reset-failed and daemon-reload."""
 
 def _show_status(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
     has_log = any(unit.get("log") for unit in result.get("units", []))
@@ -241,6 +252,24 @@ def _system_state_exit(inv: Invocation, result: dict[str, Any]) -> int:
     return exitcodes.SUCCESS if result.get("state") == "running" else exitcodes.FAILURE
 
 
+# -- scale and list-sockets (docs/sockets.md) ---------------------------------
+
+def _scale_args(inv: Invocation) -> dict[str, Any]:
+    if len(inv.args) != 2:
+        raise UsageError("scale: expected TEMPLATE COUNT, e.g. 'scale web 4', 'scale web +1' or "
+                         "'scale web -1'")
+    return {"unit": inv.args[0], "count": inv.args[1]}
+
+
+def _show_scale(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    ctx.out.line(f"{result.get('unit')}: {result.get('previous')} -> {result.get('count')} instances")
+    _show_jobs(ctx, inv, result)
+
+
+def _show_sockets(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    render.socket_list(ctx.out, result, show_all=bool(inv.option("all")))
+
+
 # -- the registry --------------------------------------------------------------
 
 _UNITS_REQUIRED = Positional("UNIT", "+", complete="units")
@@ -284,6 +313,26 @@ COMMANDS: tuple[Command, ...] = (
     _job_command("start", "start units and wait until they are started"),
     _job_command("stop", "stop units and wait until they are stopped"),
     _job_command("restart", "stop and start units (start them if they are not running)"),
+    _job_command("reload", "reload units: run ExecReload=, or send the reload signal (Type=notify-reload)"),
+    Command(
+        "kill", "send a signal to the processes of units",
+        positional=_UNITS_REQUIRED,
+        options=(
+            Option(("-s", "--signal"), "signal", "the signal, as a name (TERM, SIGHUP) or a number "
+                   "(default TERM)", metavar="SIGNAL"),
+            Option(("--kill-whom",), "whom", "which processes: main, control or all (default all)",
+                   metavar="WHOM", choices=("main", "control", "all")),
+        ),
+        control="kill", build_args=_kill_args, show=_show_nothing),
+    Command(
+        "reset-failed", "clear the failed state and the start limit of units (of all units without UNIT)",
+        positional=Positional("UNIT", "*", complete="units"), control="reset-failed",
+        build_args=lambda inv: {"units": inv.args}, show=_show_nothing),
+    Command(
+        "daemon-reload", "read all unit files again; running units keep running",
+        control="daemon-reload", build_args=lambda inv: {}, show=_show_nothing,
+        description="A changed unit uses its new definition from its next start or restart. "
+                    "A unit whose file is gone keeps running until it is stopped."),
     Command(
         "is-active", "print whether units are active; exit 0 if any is",
         positional=_UNITS_REQUIRED, options=(_QUIET,), control="status",
@@ -310,16 +359,31 @@ COMMANDS: tuple[Command, ...] = (
             Option(("-g", "--grep"), "grep",
                    "only lines matching the regular expression PATTERN (case-insensitive "
                    "unless it contains an upper-case letter)", metavar="PATTERN"),
-            Option(("-f", "--follow"), "follow", "keep printing new lines as they arrive",
-                   unavailable="-f (follow) is not available yet; "
-                               "use 'logs -n N UNIT' to see the latest lines"),
+            Option(("-f", "--follow"), "follow",
+                   "after the last lines (10 without -n), print new lines as they arrive, "
+                   "until Ctrl-C"),
             Option(("-u", "--unit"), "unit", "a unit to show, as with journalctl (repeatable)",
                    metavar="UNIT", repeat=True),
+            Option(("--stream",), "stream", "only the lines of one stream", metavar="STREAM",
+                   choices=("stdout", "stderr")),
         ),
         control="logs", build_args=_logs_args, show=_show_logs,
+        run_local=run_logs,  # -f subscribes to the log event stream: shell/follow.py
         description="Formats: short (journalctl's default), short-precise (with "
                     "microseconds), cat (text only), json (one object per line), raw "
                     "(the exact bytes the unit wrote)."),
+    Command(
+        "scale", "run instances 1 to N of a template NAME@.service (scale web 4, scale web +1)",
+        positional=Positional("TEMPLATE COUNT", "+", complete="units"), control="scale",
+        build_args=_scale_args, show=_show_scale, exit_status=_jobs_exit,
+        not_found_status=exitcodes.NOT_INSTALLED, timeout=JOB_TIMEOUT,
+        description="Starts NAME@1 to NAME@N and stops running instances above N; +K and -K step "
+                    "the count. The manager keeps the count and applies it again after a restart."),
+    Command(
+        "list-sockets", "list the listening sockets of socket units and what they activate",
+        options=(Option(("-a", "--all"), "all", "include inactive socket units"),),
+        control="list-sockets", build_args=lambda inv: {"all": bool(inv.option("all"))},
+        show=_show_sockets),
     Command(
         "help", "list the commands, or describe one",
         positional=Positional("COMMAND", "?", complete="commands"), run_local=_run_help),
@@ -337,6 +401,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "quit", "leave the shell (in a script: skip the remaining commands)",
         run_local=_run_quit),
+    TOP_COMMAND,  # shell/top.py
+    *UNIT_FILE_COMMANDS,  # shell/unitfiles.py: verify, cat, show, enable, disable, is-enabled
 )
 
 REGISTRY: dict[str, Command] = {word: command for command in COMMANDS for word in command.words}

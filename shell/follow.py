@@ -85,7 +85,7 @@ def run_logs(ctx: Context, inv: Invocation) -> int:
     from unitmgr.shell import commands, runner
     from unitmgr.shell.client import RemoteError
 
-    args = commands.logs_request_args(inv)
+    args = commands._logs_args(inv)
     mode = "json" if ctx.json else inv.option("output") or "short"
     if not inv.option("follow"):
         try:
@@ -95,7 +95,7 @@ def run_logs(ctx: Context, inv: Invocation) -> int:
         if ctx.json:
             render.json_object(ctx.out, result)
         else:
-            commands.show_logs(ctx, inv, result)
+            commands._show_logs(ctx, inv, result)
         return 0
     host = ctx.session.host if mode.startswith("short") else ""
     client = ctx.session.open_client()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from unitmgr.shell import humanize
+from unitmgr.shell.limitlines import limit_lines
 from unitmgr.shell.statusnames import describe_exit
 
 GREEN = "\x1b[0;1;32m"
@@ -145,6 +146,24 @@ def _active_value(out: Output, unit: dict[str, Any]) -> str:
     return text
 
 
+def _condition_lines(out: Output, unit: dict[str, Any]) -> list[str]:
+    """Return the `Condition:` (or `Assert:`) block of a unit whose last start a check stopped."""
+    failures = unit.get("condition_failures") or []
+    if not failures:
+        return []
+    label, what = ("Assert", "assertion") if failures[0].startswith("Assert") else (
+        "Condition", "condition")
+    text = f"start {what} failed"
+    since = unit.get("state_change_time")
+    if since:
+        text += f" at {humanize.timestamp(since)}; {humanize.relative(since, out.clock())}"
+    lines = [_label(label, text)]
+    for index, failure in enumerate(failures):
+        branch = "└─" if index == len(failures) - 1 else "├─"
+        lines.append(f"{_INDENT}{branch} {visible(failure)} was not met")
+    return lines
+
+
 def _control_lines(unit: dict[str, Any]) -> list[str]:
     lines = []
     for proc in unit.get("control_processes") or []:
@@ -194,6 +213,7 @@ def _resource_lines(unit: dict[str, Any]) -> list[str]:
         lines.append(_label("Memory", humanize.size(memory) + suffix))
     if unit.get("cpu_seconds") is not None:
         lines.append(_label("CPU", humanize.cpu_time(unit["cpu_seconds"])))
+    lines += limit_lines(unit, _label)  # each resource limit and who enforces it: limitlines.py
     return lines
 
 
@@ -233,10 +253,12 @@ def status_lines(out: Output, unit: dict[str, Any], host: str) -> list[str]:
         lines.append(_INDENT + visible(unit["load_error"]))
     lines += _dropin_lines(unit.get("dropin_paths") or [])
     lines.append(_label("Active", _active_value(out, unit)))
+    lines += _condition_lines(out, unit)  # the Condition*=/Assert*= that stopped the last start
     for index, doc in enumerate(unit.get("documentation") or []):
         lines.append(_label("Docs", visible(doc)) if index == 0 else _INDENT + visible(doc))
     lines += _control_lines(unit)
     lines += _main_pid_line(unit)
+    lines += _socket_lines(unit)  # socket units (docs/sockets.md)
     lines += _resource_lines(unit)
     lines += _process_tree(unit)
     records = unit.get("log") or []
@@ -244,6 +266,38 @@ def status_lines(out: Output, unit: dict[str, Any], host: str) -> list[str]:
         lines.append("")
         lines += [log_line(record, host) for record in records]
     return lines
+
+
+def _socket_lines(unit: dict[str, Any]) -> list[str]:
+    """Return systemctl's Triggers:, Listen: and Accepted: lines of a socket unit."""
+    if "listen" not in unit:
+        return []
+    lines = [_label("Triggers", visible(name)) for name in unit.get("triggers") or []]
+    for index, entry in enumerate(unit["listen"]):
+        text = f"{visible(entry['listen'])} ({entry['type']})"
+        lines.append(_label("Listen", text) if index == 0 else _INDENT + text)
+    if unit.get("accept"):
+        lines.append(_label("Accepted", f"{unit.get('accepted', 0)}; Connected: {unit.get('connections', 0)};"))
+    if unit.get("socket_error"):
+        lines.append(_INDENT + visible(unit["socket_error"]))
+    return lines
+
+
+def socket_list(out: Output, result: dict[str, Any], show_all: bool) -> None:
+    """Write a `systemctl list-sockets` table and its count."""
+    rows = [(visible(s["listen"]), s["type"], visible(s["unit"]), visible(s["activates"]))
+            for s in result.get("sockets", [])]
+    hint = "" if show_all else " Pass --all to see inactive socket units, too."
+    if not rows:
+        out.line(f"0 sockets listed.{hint}")
+        return
+    headers = ("LISTEN", "TYPE", "UNIT", "ACTIVATES")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    out.line(" ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        out.line(" ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    out.line()
+    out.line(f"{len(rows)} sockets listed.{hint}")
 
 
 def is_missing(unit: dict[str, Any]) -> bool:
@@ -267,10 +321,17 @@ def status(out: Output, result: dict[str, Any], host: str) -> None:
             out.line(text)
         for warning in unit.get("warnings") or []:
             out.error(f"Warning: {visible(warning)}")
+        if unit.get("changed_on_disk"):  # supervision: daemon-reload (manager/unitbase.py)
+            out.error(f"Warning: The unit file, source configuration file or drop-ins of {unit['name']} "
+                      "changed on disk. Run 'unitsh -c daemon-reload' to reload units.")
         lost = unit.get("log_write_errors") or 0
         if lost:
             out.error(f"Warning: {lost} bytes of output of {unit['name']} could not be "
                       "written to its log.")
+        reopened = unit.get("log_reopened") or 0
+        if reopened:
+            out.error(f"Warning: the log file of {unit['name']} was deleted or moved "
+                      f"{reopened} time(s); logging went on in a new file.")
 
 
 # -- list ----------------------------------------------------------------------
@@ -324,7 +385,8 @@ LOG_FORMATS = ("short", "short-precise", "cat", "json", "raw")
 def log_line(record: dict[str, Any], host: str, precise: bool = False) -> str:
     """Format one record as journalctl -o short: `Dec 04 20:00:01 host unit[pid]: text`."""
     stamp = humanize.journal_time(record.get("time", 0.0), precise)
-    source = record.get("unit", "")
+    # SyslogIdentifier= (or the process name), as journalctl shows it; older managers send none.
+    source = record.get("identifier") or record.get("unit", "")
     if record.get("pid"):
         source += f"[{record['pid']}]"
     return f"{stamp} {host} {source}: {visible(record.get('text', ''))}"

@@ -50,6 +50,11 @@ class Session:
                 self._drop()
                 raise
 
+    def open_client(self) -> Client:
+        """Open a connection of its own, for a command that reads events (`logs -f`);
+        the caller closes it."""
+        return self._connect()
+
     @property
     def host(self) -> str:
         """The manager's host name (from `hello`), for log lines."""

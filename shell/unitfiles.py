@@ -7,8 +7,8 @@ Output and exit statuses follow systemctl and systemd-analyze:
 - `cat UNIT...`: each file preceded by `# PATH`; exit 1 when a unit has no file
 - `show UNIT... [-p KEY[,KEY]]... [--value] [-a]`: `Key=Value` lines
 - `enable`/`disable UNIT...`: "Created symlink A → B." / "Removed "A"." on stderr
-- `is-enabled UNIT...`: one word per unit; exit 0 if one is enabled, static,
-  indirect or an alias, 4 if none is and one is not found, else 1
+- `is-enabled UNIT...`: one word per unit. The exit status is 0 if a unit is
+  enabled, static, indirect or an alias, else 4 if a unit is not found, else 1
 """
 
 from __future__ import annotations

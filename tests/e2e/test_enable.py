@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -104,3 +105,40 @@ def test_enable_now_starts_and_disable_now_stops(make_manager, tmp_path: Path) -
     assert reply["jobs"] == [{"unit": "db.service", "job": "stop", "result": "done"}]
     assert manager.status("db")["active_state"] == "inactive"
     assert _links(units) == {}
+
+
+def test_unitsh_enable_disable_and_words(make_manager, tmp_path: Path) -> None:
+    units = _units(tmp_path / "units")
+    manager = make_manager(units)
+    web, db = units / "web.service", units / "db.service"
+
+    enabled = manager.unitsh("-c", "enable web")
+    assert (enabled.returncode, enabled.stdout) == (0, "")
+    assert enabled.stderr.splitlines() == [
+        f"Created symlink {units}/www.service \u2192 {web}.",
+        f"Created symlink {units}/default.target.wants/web.service \u2192 {web}.",
+        f"Created symlink {units}/default.target.wants/db.service \u2192 {db}.",
+    ]
+    words = manager.unitsh("-c", "is-enabled web helper www nothing")
+    assert (words.returncode, words.stdout.split()) == (0, ["enabled", "static", "alias",
+                                                            "not-found"])
+    missing = manager.unitsh("-c", "is-enabled nothing")
+    assert (missing.returncode, missing.stdout) == (4, "not-found\n")
+    quiet = manager.unitsh("-c", "is-enabled -q db")
+    assert (quiet.returncode, quiet.stdout) == (0, "")
+
+    disabled = manager.unitsh("-c", "disable web")
+    assert disabled.returncode == 0
+    assert f'Removed "{units}/default.target.wants/web.service".' in disabled.stderr.splitlines()
+    after = manager.unitsh("-c", "is-enabled web")
+    assert (after.returncode, after.stdout) == (1, "disabled\n")
+
+    failed = manager.unitsh("-c", "enable nothing")
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == "Failed to enable unit, unit nothing.service does not exist."
+
+    now = manager.unitsh("-c", "enable --now db")
+    assert now.returncode == 0, now.stderr
+    assert manager.status("db")["active_state"] == "active"
+    as_json = manager.unitsh("--json", "-c", "is-enabled db")
+    assert json.loads(as_json.stdout) == {"units": [{"name": "db.service", "state": "enabled"}]}

@@ -64,7 +64,9 @@ ExecStart={PYTHON} -c "import time; data = b'x' * (200 << 20); time.sleep(1000)"
     assert status["memory_max"] == 64 << 20
     assert limit_entry(status, "MemoryMax")["enforced_by"] == "manager"
     assert "result oom-kill" in manager.log()
-    assert manager.status("hog")["n_restarts"] >= 1
+    shown = manager.unitsh("-c", "status hog").stdout
+    assert "Limits: MemoryMax=64.0M (unitmgr)" in shown
+    assert "Limit hit: MemoryMax=64.0M at " in shown
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -209,6 +211,7 @@ ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 20 ]; do sleep 1000 & i=$$((i+1)); do
     assert status["main_pid"] in [p["pid"] for p in status["processes"]]
     shown = manager.unitsh("-c", "status forker")
     assert "(limit: 5)" in shown.stdout
+    assert "Limits: TasksMax=5 (unitmgr)" in shown.stdout
 
 
 def test_unenforced_limits_are_reported(make_manager, tmp_path: Path) -> None:
@@ -389,3 +392,29 @@ ExecStart=/bin/sh -c 'sleep 1000 & exec sleep 1001'
     assert Path(f"/proc/{child}").exists()
     assert str(child) in (directory / "cgroup.procs").read_text().split()
     assert "left in its cgroup (KillMode=)" in manager.log()
+
+
+def test_interactive_top_refreshes(make_manager, tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    units = tmp_path / "units"
+    write_unit(units, "idle.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
+    manager = make_manager(units, "--no-cgroups")
+    wait_for(lambda: manager.status("idle")["active_state"] == "active", message="idle to run")
+
+    env = dict(manager.env, TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
+    child = pexpect.spawn(PYTHON, ["-m", "unitmgr.shell.cli"], env=env, encoding="utf-8",
+                          timeout=20, dimensions=(24, 160))
+    try:
+        child.expect_exact("unitsh>")
+        child.send("top -d 0.5\r")
+        for _refresh in range(2):
+            child.expect_exact("press any key to stop")
+            child.expect_exact("idle.service")
+        child.send("q")
+        child.expect_exact("unitsh>")
+        child.send("quit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        child.close()

@@ -166,6 +166,8 @@ ExecStart=/bin/sh -c 'i=0; while true; do echo "tick $$i"; i=$$((i+1)); sleep 0.
                       message="status to report the reopened log")
     assert status["log_write_errors"] == 0
     wait_for(lambda: len(texts(manager, "ticker")) >= 3, message="new ticks in the new file")
+    shown = manager.unitsh("-c", "status ticker")
+    assert "was deleted or moved 1 time(s)" in shown.stderr
     assert (log_dir / "ticker.service.log").exists()
     assert texts(manager, "ticker")[0].startswith("tick ")
 
@@ -311,6 +313,13 @@ ExecStart=/bin/sh -c 'echo "second alpha"; echo "second ERROR" >&2'
     assert len(manager.request("logs", {**both, "since": "10 min ago", "until": "now"})["records"]) == 5
     assert manager.request("logs", {**both, "since": "tomorrow"})["records"] == []
     assert len(manager.request("logs", {**both, "since": "today"})["records"]) == 5
+
+    shell = manager.unitsh("-c", "logs -o cat --stream stderr --grep error first second")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines() == ["first error", "second ERROR"]
+    shell = manager.unitsh("-c", "logs --since 'last tuesday-ish' first")
+    assert shell.returncode != 0
+    assert "last tuesday-ish" in shell.stderr
 
     from unitmgr.shell.client import RemoteError
 

@@ -45,10 +45,9 @@ def test_scale_up_down_and_across_restart(make_manager, web_units: tuple[Path, i
     units, port = web_units
     manager = make_manager(units)
 
-    result = manager.request("scale", {"unit": "web", "count": 4})
-    assert result["count"] == 4
-    assert result["previous"] == 0
-    assert [j["result"] for j in result["jobs"]] == ["done"] * 4
+    scaled = manager.unitsh("-c", "scale web 4")
+    assert scaled.returncode == 0, scaled.stderr
+    assert scaled.stdout.strip() == "web@.service: 0 -> 4 instances"
     assert running(manager) == [f"web@{k}.service" for k in range(1, 5)]
     pids = {manager.status(f"web@{k}")["main_pid"] for k in range(1, 5)}
     assert len(pids) == 4
@@ -57,6 +56,9 @@ def test_scale_up_down_and_across_restart(make_manager, web_units: tuple[Path, i
     result = manager.request("scale", {"unit": "web", "count": 2})
     assert result["previous"] == 4
     assert result["count"] == 2
+    assert [(j["unit"], j["job"], j["result"]) for j in result["jobs"]] == [
+        ("web@1.service", "start", "done"), ("web@2.service", "start", "done"),
+        ("web@3.service", "stop", "done"), ("web@4.service", "stop", "done")]
     assert running(manager) == ["web@1.service", "web@2.service"]
     # Exactly two instances serve: both accept on the one listener, and no other process does.
     seen = answering_tags(port, {"web@1", "web@2"})
@@ -70,9 +72,12 @@ def test_scale_up_down_and_across_restart(make_manager, web_units: tuple[Path, i
              message="the saved count of 2 applied at boot")
     assert answering_tags(port, {"web@1", "web@2"}) == {"web@1", "web@2"}
 
-    assert manager.request("scale", {"unit": "web@.service", "count": "+1"})["count"] == 3
+    stepped = manager.unitsh("-c", "scale web@.service +1")
+    assert stepped.returncode == 0, stepped.stderr
     assert running(manager) == ["web@1.service", "web@2.service", "web@3.service"]
-    assert manager.request("scale", {"unit": "web", "count": "-1"})["count"] == 2
+    stepped = manager.unitsh("-c", "scale web -1")
+    assert stepped.returncode == 0, stepped.stderr
+    assert stepped.stdout.strip() == "web@.service: 3 -> 2 instances"
     assert running(manager) == ["web@1.service", "web@2.service"]
     # The web console's form of a step.
     assert manager.request("scale", {"template": "web", "delta": 1})["count"] == 3
@@ -118,3 +123,9 @@ def test_scale_rejects_bad_input(make_manager, web_units: tuple[Path, int]) -> N
             manager.request("scale", args)
         assert fragment in str(caught.value), (args, str(caught.value))
     assert instance_states(manager) == {}
+    missing = manager.unitsh("-c", "scale nosuch 2")
+    assert missing.returncode == 5
+    assert "nosuch@.service not found" in missing.stderr
+    usage = manager.unitsh("-c", "scale web")
+    assert usage.returncode == 2
+    assert "expected TEMPLATE COUNT" in usage.stderr

@@ -127,3 +127,45 @@ def test_manager_config_reaches_units(make_manager, tmp_path: Path) -> None:
     endpoints = json.loads((manager.home / "runtime" / "endpoint.json").read_text())
     assert any(e.startswith("tcp://") and e.endswith(f":{port}") for e in endpoints["endpoints"])
     assert f"{config}:6: [Manager] Bogus=: Unknown key 'Bogus'" in manager.log()
+
+
+def test_unitsh_show_and_cat(make_manager, tmp_path: Path) -> None:
+    units = _units(tmp_path / "units")
+    manager = make_manager(units)
+    wait_for(lambda: manager.status("web")["sub_state"] == "running", message="web running")
+    pid = manager.status("web")["main_pid"]
+
+    picked = manager.unitsh("-c", "show web -p MainPID,SubState -p ActiveState")
+    assert picked.returncode == 0, picked.stderr
+    assert picked.stdout.splitlines() == ["ActiveState=active", "SubState=running",
+                                          f"MainPID={pid}"]
+    value = manager.unitsh("-c", "show web -p MainPID --value")
+    assert value.stdout == f"{pid}\n"
+    full = manager.unitsh("-c", "show web").stdout.splitlines()
+    assert "Id=web.service" in full and "TimeoutStopUSec=2s" in full
+    assert "ExecStop=" not in full and "ExecStop=" in manager.unitsh("-c", "show -a web").stdout
+
+    cat = manager.unitsh("-c", "cat web")
+    assert cat.returncode == 0, cat.stderr
+    dropin = units / "web.service.d" / "10-restart.conf"
+    assert cat.stdout == (f"# {units / 'web.service'}\n{WEB}\n# {dropin}\n"
+                          "[Service]\nRestart=on-failure\nRestartSec=1.5\n")
+    missing = manager.unitsh("-c", "cat nothing")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.strip() == "No files found for nothing.service."
+
+
+def test_status_names_the_failed_condition(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "cond.service", "[Unit]\nConditionPathExists=/nonexistent/flag\n"
+               "[Service]\nExecStart=/bin/sleep 300\n")
+    manager = make_manager(units)
+    started = manager.unitsh("-c", "start cond")
+    assert started.returncode == 0, started.stderr
+    status = manager.unitsh("-c", "status cond")
+    assert status.returncode == 3
+    lines = status.stdout.splitlines()
+    condition = next(i for i, line in enumerate(lines) if line.strip().startswith("Condition:"))
+    assert "start condition failed at" in lines[condition]
+    assert lines[condition + 1].strip() == "└─ ConditionPathExists=/nonexistent/flag was not met"
+    assert "ConditionResult=no" in manager.unitsh("-c", "show cond").stdout

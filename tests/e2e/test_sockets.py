@@ -108,6 +108,14 @@ def test_sockets_passed_to_service(make_manager, tmp_path: Path) -> None:
                                                       ("extra.socket", "SequentialPacket"),
                                                       ("extra.socket", "FIFO")}
     assert manager.status("web.socket")["sub_state"] == "running"
+    listed = manager.unitsh("-c", "list-sockets")
+    assert listed.returncode == 0, listed.stderr
+    table = [line.split() for line in listed.stdout.splitlines()]
+    assert [f"127.0.0.1:{port4}", "Stream", "web.socket", "web.service"] in table
+    assert [str(fifo), "FIFO", "extra.socket", "extra.service"] in table
+    shown = manager.unitsh("-c", "status web.socket")
+    assert f"Listen: 127.0.0.1:{port4} (Stream)" in shown.stdout
+    assert "Triggers: web.service" in shown.stdout
 
     stopped = manager.unitsh("-c", "stop web.socket")
     assert stopped.returncode == 0, stopped.stderr

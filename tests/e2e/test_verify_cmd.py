@@ -65,3 +65,24 @@ def test_unitmgr_verify_command_line(tmp_path: Path) -> None:
     lines = failed.stderr.splitlines()
     assert lines[0].startswith(f"{bad}:6: Invalid section header '[Bogus'")
     assert lines[-1] == "Unit bad.service has a bad unit file setting."
+
+
+def test_unitsh_verify(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    manager = make_manager(units)
+    checks = tmp_path / "checks"
+    good = write_unit(checks, "good.service", "[Service]\nExecStart=/bin/true\n")
+    bad = write_unit(checks, "bad.service", "[Service]\nExecStart=/bin/true\nExecStart=/bin/false\n")
+
+    clean = manager.unitsh("-c", f"verify {good}")
+    assert (clean.returncode, clean.stdout, clean.stderr) == (0, "", "")
+    failed = manager.unitsh("-c", f"verify {good} {bad}")
+    assert (failed.returncode, failed.stdout) == (1, "")
+    assert failed.stderr.splitlines()[-1] == "Unit bad.service has a bad unit file setting."
+
+    # A relative path is taken from the shell's working directory when the manager is local.
+    relative = subprocess.run([sys.executable, "-m", "unitmgr.shell.cli", "-c", "verify bad.service"],
+                              cwd=checks, env=manager.env, capture_output=True, text=True, timeout=60)
+    assert relative.returncode == 1
+    assert relative.stderr.splitlines()[0].startswith(f"{bad}: ")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from sshserver import RemoteManager, SSHServer, TestUser
 
-# TODO(dev): switch back to ["-m", "unitmgr.shell.cli"] once cli.py is wired.
-UNITSH = [sys.executable, "/tmp/remotedev/unitsh_dev.py"]
+UNITSH = [sys.executable, "-m", "unitmgr.shell.cli"]
 
 
 @dataclass

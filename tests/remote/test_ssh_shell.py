@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 
 import paramiko
 import pytest
-from sshclient import ClientHome, RemoteHost
+from sshclient import UNITSH, ClientHome, RemoteHost
 from sshserver import ed25519_key_pair
 from support import wait_for
 
@@ -219,3 +221,26 @@ def test_fanout_commands_from_stdin(client: ClientHome):
     assert result.returncode == 0, result.stderr
     assert sorted(line for line in result.stdout.splitlines() if not line.startswith("== ")) == [
         "hosta: active", "hostb: active"]
+
+
+def test_logs_follow_over_ssh(client: ClientHome):
+    follower = subprocess.Popen([*UNITSH, "--remote-command", client.remote.manager.command, "hosta",
+                                 "-c", "logs -f -n 1 web"], env=client.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+        reader.start()
+        wait_for(lambda: any("web started" in line for line in lines), timeout=20,
+                 message="the last log line of web")
+        seen = len(lines)
+        result = client.unitsh("hosta", "-c", "restart web")
+        assert result.returncode == 0, result.stderr
+        wait_for(lambda: any("web started" in line for line in lines[seen:]), timeout=20,
+                 message="the log line of the restarted web")
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=20) == 0, follower.stderr.read()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()

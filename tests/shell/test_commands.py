@@ -8,7 +8,7 @@ import pytest
 from shellfixtures import make_context, remote_error, unit_status
 from unitmgr.shell import runner
 from unitmgr.shell.commands import COMMANDS, REGISTRY
-from unitmgr.shell.commandspec import NotAvailableError, UsageError, parse_words
+from unitmgr.shell.commandspec import UsageError, parse_words
 
 MISSING = {"name": "nope.service", "load_state": "not-found", "active_state": "inactive",
            "sub_state": "dead", "description": ""}
@@ -60,10 +60,11 @@ def test_usage_errors(words, message):
     assert info.value.status == 2
 
 
-def test_follow_not_available_yet():
-    with pytest.raises(NotAvailableError, match="not available yet") as info:
-        parse_words(REGISTRY, ["logs", "-f", "web"])
-    assert info.value.status == 1
+def test_follow_and_stream_parse():
+    inv = parse_words(REGISTRY, ["logs", "-f", "--stream", "stderr", "web"])
+    assert (inv.option("follow"), inv.option("stream"), inv.args) == (True, "stderr", ["web"])
+    with pytest.raises(UsageError, match="stdin"):
+        parse_words(REGISTRY, ["logs", "--stream", "stdin", "web"])
 
 
 def test_help_flag_becomes_help_command():
@@ -225,7 +226,7 @@ def test_help_lists_every_command():
         assert f"  {command.name} " in stdout
     status, stdout, _, _ = run_text("help logs", {})
     assert stdout.startswith("usage: logs [-n N] [-o FORMAT] [-S TIME] [-U TIME] [-g PATTERN] "
-                             "[-f] [-u UNIT] [UNIT...]")
+                             "[-f] [-u UNIT] [--stream=STREAM] [UNIT...]")
     status, _, stderr, _ = run_text("help nothing", {})
     assert status == 2
 

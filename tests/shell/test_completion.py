@@ -42,7 +42,7 @@ def test_options_and_values():
     assert complete("logs -") == [("-n", -1), ("--lines", -1), ("-o", -1), ("--output", -1),
                                   ("-S", -1), ("--since", -1), ("-U", -1), ("--until", -1),
                                   ("-g", -1), ("--grep", -1), ("-f", -1), ("--follow", -1),
-                                  ("-u", -1), ("--unit", -1)]
+                                  ("-u", -1), ("--unit", -1), ("--stream", -1)]
     assert complete("logs -o s") == [("short", -1), ("short-precise", -1)]
     assert complete("logs --output=j") == [("--output=json", -len("--output=j"))]
     assert complete("list --a") == [("--all", -3)]
