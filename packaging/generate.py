@@ -34,8 +34,15 @@ def _option_words(command) -> list[str]:
     return [flag for option in command.options for flag in option.flags]
 
 
+def _global_options() -> str:
+    """unitsh's own options, from its argparse parser."""
+    flags = [flag for action in build_shell_parser()._actions for flag in action.option_strings]
+    return " ".join(flag for flag in flags if flag not in ("-h", "--help"))
+
+
 def bash_completion() -> str:
     words = " ".join(word for command in COMMANDS for word in command.words)
+    global_options = _global_options()
     cases = []
     for command in COMMANDS:
         units = command.positional is not None and command.positional.complete == "units"
@@ -63,7 +70,7 @@ _unitsh() {{
 {chr(10).join(cases)}
     esac
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "--json --endpoint --server-key --accept-new-host-key --authorize --timeout -c $opts" -- "$cur"))
+        COMPREPLY=($(compgen -W "{global_options} $opts" -- "$cur"))
     elif ((units)); then
         COMPREPLY=($(compgen -W "$(_unitsh_unit_names)" -- "$cur"))
     else

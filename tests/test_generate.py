@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from unitmgr.manager.cli import build_parser
 from unitmgr.shell.commands import COMMANDS
 from unitmgr.units.directives import all_directives
