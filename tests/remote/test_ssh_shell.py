@@ -138,8 +138,8 @@ def test_fanout_with_unreachable_host(client: ClientHome):
     assert not any(line.startswith("hostdown: ") for line in lines)
     assert any(line.startswith("hostdown: unitsh: cannot connect") for line in result.stderr.splitlines())
     summary = [line for line in result.stdout.splitlines() if line.startswith("== ")]
-    assert summary[0].startswith("== hosta: ok (exit status 0")
-    assert summary[1].startswith("== hostb: ok (exit status 0")
+    assert summary[0].startswith("== hosta: ok (exit status 0"), result.stdout + result.stderr
+    assert summary[1].startswith("== hostb: ok (exit status 0"), result.stdout + result.stderr
     assert summary[2].startswith("== hostdown: FAILED (exit status 1")
     assert main_pid(client, "web") != before
 
