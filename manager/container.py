@@ -158,22 +158,16 @@ def system_state(manager: Manager) -> str:
 
 
 def attach_stdout_copy(manager: Manager) -> None:
-    """Copy every unit's output to the manager's stdout and stderr as well as the log store."""
+    """Copy every unit's output to the manager's stdout and stderr as well as the log store.
+
+    Setting `on_data` turns the log's splice path off for every unit, so this
+    costs throughput; it is the default only in container mode."""
     tee = LineTee()
-    store = manager.logs
-    previous_on_writer = store.on_writer
 
     def on_writer(writer) -> None:
-        if previous_on_writer is not None:
-            previous_on_writer(writer)
-        inner = writer.on_data
-
         def on_data(data: bytes, stream: int, pid: int, stamp: float, eof: bool) -> None:
-            if inner is not None:
-                inner(data, stream, pid, stamp, eof)
             tee(writer.unit, data, stream, eof)
 
         writer.on_data = on_data
-        # TODO: a writer that splices pipe data straight into the file skips on_data.
 
-    store.on_writer = on_writer
+    manager.logs.writer_callbacks.append(on_writer)
