@@ -1,4 +1,4 @@
-"""Dependencies as the manager sees them, and what a unit's state change sets off.
+"""Dependency lists with their implicit entries, and the reactions to a unit's state change.
 
 `dependencies(unit, key)` is the written list plus the implicit entries
 systemd adds in a user manager unless DefaultDependencies=no:
@@ -69,7 +69,7 @@ def dependencies(unit: Unit, key: str) -> list[str]:
 
 
 def target_member_order(unit: Unit, lookup: dict[str, Unit]) -> list[str]:
-    """The implicit After= of a target on its Wants=/Requires= units present in `lookup`."""
+    """Return the implicit After= of a target on its Wants=/Requires= units present in `lookup`."""
     if unit.kind != "target" or unit.get("Unit", "DefaultDependencies") is False:
         return []
     result = []

@@ -1,10 +1,10 @@
 """Routing sd_notify messages to the service whose process sent them.
 
 The sender is the pid in the datagram's kernel credentials. It belongs to a
-service when it is that service's main or control process, when it runs in
-a session one of the service's processes started (every spawned process
-leads a session of its own), when an ancestor was spawned by the service,
-or when it carries the service's INVOCATION_ID. Messages from other users
+service when it is that service's main or control process, or when it runs
+in a session one of the service's processes started (every spawned process
+leads a session of its own). It also belongs to it when an ancestor was
+spawned by the service, or when it carries the service's INVOCATION_ID. Messages from other users
 are dropped: the socket is private to the manager's user, and root may
 send as anyone.
 """
@@ -39,7 +39,7 @@ ADDRESS_VARIABLE = "UNITMGR_NOTIFY_SOCKET"
 
 
 def notify_address(paths: Paths, environment: Mapping[str, str]) -> str:
-    """The notify socket's address: $UNITMGR_NOTIFY_SOCKET if set, else the runtime directory's notify.sock."""
+    """Return the notify socket's address: $UNITMGR_NOTIFY_SOCKET if set, else the runtime directory's notify.sock."""
     configured = environment.get(ADDRESS_VARIABLE, "")
     if configured.startswith(("@", "/")):
         return configured

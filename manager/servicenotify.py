@@ -1,4 +1,4 @@
-"""What a service's sd_notify messages do, its watchdog, and `reload`.
+"""The effects of a service's sd_notify messages, its watchdog, and `reload`.
 
 Access: `NotifyAccess=` decides which of the unit's processes may send
 (none, main, exec = main or a control process, all = any process of the
@@ -226,7 +226,7 @@ def _set_main_pid(service: ServiceRuntime, sender: int, value: str) -> None:
 
 
 async def run_reload(service: ServiceRuntime) -> str:
-    """The `reload` job: ExecReload= commands, or ReloadSignal= for Type=notify-reload."""
+    """Run the `reload` job: ExecReload= commands, or ReloadSignal= for Type=notify-reload."""
     if service.active_state is not ActiveState.ACTIVE:
         log.warning("%s: reload ignored: the unit is %s", service.name, service.active_state.value)
         return "failed"

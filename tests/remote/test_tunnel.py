@@ -43,10 +43,10 @@ def test_tunnel_carries_bytes_both_ways():
 
 
 def test_tunnel_records_channel_failure():
-    def refuse() -> socket.socket:
+    def fail_to_open() -> socket.socket:
         raise OSError("channel open refused")
 
-    tunnel = Tunnel(refuse)
+    tunnel = Tunnel(fail_to_open)
     try:
         with socket.socket(socket.AF_UNIX) as conn:
             conn.connect(str(tunnel.path))
