@@ -86,6 +86,10 @@ def setup_logging(level: str) -> None:
 
 
 def run_manager(args: argparse.Namespace) -> int:
+    # The manager speaks no TLS, and asyncio imports ssl only if it can: keeping
+    # it out saves about 4 MB of RSS (measured by bench/, S2).
+    if "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
     from unitmgr.manager.container import ExitPolicy, container_paths, is_pid1
     from unitmgr.manager.daemon import Manager
     from unitmgr.manager.detach import signal_ready, start_detached, take_ready_fd
