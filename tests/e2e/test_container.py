@@ -142,3 +142,43 @@ def test_is_system_running_follows_failures(make_manager, tmp_path: Path) -> Non
     manager.request("reset-failed", {"units": ["broken"]})
     running = manager.unitsh("-c", "is-system-running")
     assert (running.returncode, running.stdout) == (0, "running\n")
+
+
+@needs_unshare
+def test_read_only_home_falls_back(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "idle.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    log_path = tmp_path / "manager.log"
+    script = (f"mount -t tmpfs -o ro,size=1m tmpfs {readonly} && "
+              f"exec {sys.executable} -m unitmgr.manager.cli --user --container --units {units}")
+    env = dict(os.environ, UNITMGR_HOME=str(readonly / "home"))
+    fallback = Path("/run/unitmgr")
+    created_fallback = not fallback.exists()
+    with open(log_path, "wb") as log:
+        namespace = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "sh", "-c", script],
+                                     env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: b"boot finished" in log_path.read_bytes(), timeout=20, message="the manager to boot")
+        text = log_path.read_text(errors="replace")
+        assert "is not writable; using /run/unitmgr/state" in text or "using /tmp/unitmgr-" in text
+        [init] = children(namespace.pid)
+        os.kill(init, signal.SIGTERM)
+        assert namespace.wait(20) == 0
+    finally:
+        if namespace.poll() is None:
+            namespace.kill()
+            namespace.wait()
+        if created_fallback:
+            shutil.rmtree(fallback, ignore_errors=True)
+
+
+def test_exit_target_stops_everything(make_manager, tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    write_unit(units, "idle.service", "[Service]\nExecStart=/bin/sleep 1000\n", enable=True)
+    manager = make_manager(units, "--exit-code", "5")
+    wait_for(lambda: manager.status("idle")["active_state"] == "active", message="idle running")
+    manager.unitsh("-c", "start --no-block exit.target")
+    assert manager.proc.wait(30) == 5
+    assert "exit.target reached" in manager.log()
