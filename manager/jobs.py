@@ -175,7 +175,8 @@ class Transactions:
         for runtime in units.values():
             names.update(dependencies(runtime.unit, "Conflicts"))
         for other in self.manager.runtimes.values():
-            if any(name in dependencies(other.unit, "Conflicts") for name in units):
+            # One dependencies() call per unit: calling it per pair made a 500-unit boot quadratic.
+            if not set(dependencies(other.unit, "Conflicts")).isdisjoint(units):
                 names.add(other.name)
         found = {}
         for name in names - set(units):
