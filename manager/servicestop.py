@@ -199,8 +199,8 @@ class StopSequence:
         if mode != "mixed" or service.main_pid in targets:
             log.warning("%s: processes %s still running after TimeoutStopSec=%gs, sending %s", service.name,
                         sorted(targets), service.setting("TimeoutStopSec"), signal_name(final))
-            if not service.stopping:
-                self._set_failure("timeout")
+            # systemd's result even for a requested stop: the unit ends failed (Result: timeout).
+            self._set_failure("timeout")
         service.set_state(ActiveState.DEACTIVATING, "stop-sigkill")
         procs.signal(final, targets)
         await procs.wait_empty(FINAL_KILL_WAIT)
