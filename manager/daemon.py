@@ -83,7 +83,7 @@ class Manager:
         return self.loader.load(name)
 
     def runtime(self, name: str) -> UnitRuntime | None:
-        """The runtime of a unit, loading it on first use; None for names that cannot exist."""
+        """Return the runtime of a unit, loading it on first use; None for names that cannot exist."""
         name = self.resolve(name)
         runtime = self.runtimes.get(name)
         if runtime is not None:

@@ -44,14 +44,14 @@ class ManagerLock:
         self.fd = fd
 
     def release(self) -> None:
-        """Drop the lock after a clean shutdown; an empty file tells the next manager so."""
+        """Drop the lock after a clean shutdown, leaving the file empty so the next manager sees no crash."""
         if self.fd >= 0:
             os.ftruncate(self.fd, 0)
             os.close(self.fd)
             self.fd = -1
 
     def peek(self) -> int | None:
-        """The pid of a manager holding the lock now, without taking it; None if free."""
+        """Return the pid of a manager holding the lock now, without taking it; None if free."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -79,7 +79,7 @@ class PIDFileError(Exception):
 
 
 def pid_file_path(value: str, runtime_dir: Path) -> Path:
-    """A relative PIDFile= is taken relative to the runtime directory (systemd: /run)."""
+    """Resolve PIDFile=: a relative path is taken relative to the runtime directory (systemd: /run)."""
     path = Path(value)
     return path if path.is_absolute() else runtime_dir / path
 

@@ -95,7 +95,7 @@ class PipeReader:
         return True
 
     def _drain_after_failure(self, exc: OSError) -> bool:
-        """Read what could not be stored, so the writer never blocks on a full pipe."""
+        """Read and discard what could not be stored, so the writer does not stall on a full pipe."""
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:

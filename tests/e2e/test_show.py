@@ -142,8 +142,10 @@ def test_unitsh_show_and_cat(make_manager, tmp_path: Path) -> None:
     value = manager.unitsh("-c", "show web -p MainPID --value")
     assert value.stdout == f"{pid}\n"
     full = manager.unitsh("-c", "show web").stdout.splitlines()
-    assert "Id=web.service" in full and "TimeoutStopUSec=2s" in full
-    assert "ExecStop=" not in full and "ExecStop=" in manager.unitsh("-c", "show -a web").stdout
+    assert "Id=web.service" in full
+    assert "TimeoutStopUSec=2s" in full
+    assert "ExecStop=" not in full
+    assert "ExecStop=" in manager.unitsh("-c", "show -a web").stdout
 
     cat = manager.unitsh("-c", "cat web")
     assert cat.returncode == 0, cat.stderr
