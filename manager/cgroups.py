@@ -4,9 +4,9 @@
 `0::PATH` line), finds the cgroup2 mount in `/proc/self/mounts`
 (`/sys/fs/cgroup` on a unified host, `/sys/fs/cgroup/unified` on a hybrid
 one) and checks that the directory is writable. `CgroupTree` then creates
-`unitmgr-<pid>-<random>/` below it with one directory per unit, enables the
-controllers the parent offers (cpu, memory, pids, io) and writes the unit's
-limits into them. The kernel's "no internal processes" rule forbids
+`unitmgr-<pid>-<random>-<pid namespace inode>/` below it with one directory
+per unit, enables the controllers the parent offers (cpu, memory, pids, io)
+and writes the unit's limits into them. The kernel's "no internal processes" rule forbids
 enabling controllers in a cgroup that holds processes, so before enabling
 them in its own (non-root) cgroup the manager moves itself into a `manager`
 leaf next to that directory.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +84,14 @@ def detect() -> CgroupSupport:
     return support
 
 
+def pid_namespace() -> int:
+    """Return the inode number of this process's PID namespace, or 0 when /proc does not show it."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def unit_dir_name(unit: str) -> str:
     """Return a directory name for `unit`; unit names never contain '/', but escape it anyway."""
     return unit.replace("/", "\\x2f")
@@ -96,7 +103,10 @@ class CgroupTree:
     def __init__(self, support: CgroupSupport):
         self.support = support
         # The pid alone is not unique: managers in separate PID namespaces may all be pid 1.
-        self.base = support.own_dir / f"unitmgr-{os.getpid()}-{secrets.token_hex(3)}"
+        # The namespace's inode tells where the pid can be looked up (stalecgroups.py).
+        # os.urandom, not secrets: secrets imports hashlib, which maps libcrypto (about 3 MB of RSS).
+        name = f"unitmgr-{os.getpid()}-{os.urandom(3).hex()}-{pid_namespace()}"
+        self.base = support.own_dir / name
         self.enabled: list[str] = []
 
     def setup(self) -> None:

@@ -131,8 +131,10 @@ class CommandHandler:
         states = args.get("states") or []
         types = args.get("types") or []
         units = []
+        loaded = self.manager.runtimes
         for name in self.manager.known_names():
-            runtime = self.manager.runtime(name)
+            # known_names() returns full names, so a loaded unit needs no name resolution.
+            runtime = loaded.get(name) or self.manager.runtime(name)
             if runtime is None:
                 continue
             state = runtime.active_state.value

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unitmgr.manager.crashloop import CrashLoopPolicy
 from unitmgr.manager.logconfig import LogConfigError, parse_keep_files, parse_max_bytes
 from unitmgr.manager.server import ControlServerError, check_listen_endpoint
 from unitmgr.units.defaults import ManagerDefaults
@@ -37,6 +38,9 @@ DefaultTimeoutStartSec timeout 90s TimeoutStartSec= of services that do not set 
 DefaultTimeoutStopSec timeout 90s TimeoutStopSec= of services that do not set it (0 or infinity: no limit)
 DefaultStartLimitBurst int 5 StartLimitBurst= of units that do not set it
 DefaultStartLimitIntervalSec sec 10s StartLimitIntervalSec= of units that do not set it (0 disables the limit)
+CrashLoopQuickExitSec sec 1s A run shorter than this counts as a quick exit for crash-loop damping (0 turns damping off)
+CrashLoopBurst int 5 Quick exits in a row that restart on RestartSec= alone, before crash-loop damping starts
+CrashLoopMaxDelaySec sec 2s Maximum crash-loop delay, which starts at 100ms and doubles per quick exit (0: off)
 DefaultEnvironment environment - Variables every unit's processes get, as NAME=value words (a unit's Environment= wins)
 LogMaxBytes logsize 16M Size at which a unit's log file is rotated (at least 4K)
 LogKeepFiles logfiles 4 Log files kept per unit, the current one included (1 to 1000)
@@ -129,6 +133,11 @@ class ManagerConfig:
     @property
     def defaults(self) -> ManagerDefaults:
         return ManagerDefaults(**{f: self.values[k] for k, f in _DEFAULT_FIELDS.items()})
+
+    @property
+    def crash_loop(self) -> CrashLoopPolicy:
+        return CrashLoopPolicy(self.values["CrashLoopQuickExitSec"], self.values["CrashLoopBurst"],
+                               self.values["CrashLoopMaxDelaySec"])
 
     @property
     def environment(self) -> dict[str, str]:

@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +60,7 @@ def container_paths(paths: Paths) -> tuple[Paths, list[str]]:
         replacement = fallback_root / field
         changes[field] = replacement
         notes.append(f"{field} directory {current} is not writable; using {replacement}")
-    return replace(paths, **changes), notes
+    return paths._replace(**changes), notes
 
 
 class ExitPolicy:

@@ -26,6 +26,7 @@ from unitmgr.manager.environment import build_environment, manager_variables
 from unitmgr.manager.jobs import Transactions, run_unit_job
 from unitmgr.manager.logstore import LogStore
 from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.reversedeps import ReverseDependencies
 from unitmgr.manager.service import ServiceRuntime
 from unitmgr.manager.unitbase import TargetRuntime, UnitRuntime
 from unitmgr.units.loader import UnitLoader
@@ -53,6 +54,11 @@ class Manager:
         self.cwd = str(paths.home)
         self.started_at = time.time()
         self.runtimes: dict[str, UnitRuntime] = {}
+        # Reverse dependency lists, which runtime() and UnitRuntime.reload_definition() keep up to date.
+        self.reverse_deps = ReverseDependencies(self.runtimes)
+        # Runtimes created so far, and known_names() with the (loader, created, count) it was built for.
+        self._created = 0
+        self._known_names: tuple[UnitLoader, int, int, list[str]] | None = None
         self.logs = LogStore(paths.log_dir)
         self.reaper: reaper_module.Reaper
         self.transactions = Transactions(self)
@@ -100,14 +106,27 @@ class Manager:
         else:
             runtime = TargetRuntime(self, unit)
         self.runtimes[name] = runtime
+        self._created += 1
+        self.reverse_deps.update(runtime, name)
         for diagnostic in unit.diagnostics:
             log.warning("%s", diagnostic)
         return runtime
 
     def known_names(self) -> list[str]:
+        """Return the loaded units and the unit files in the search path, templates left out, sorted.
+
+        The list is rebuilt only when the loader was replaced (daemon-reload) or a
+        runtime was created or removed: a runtime is only ever added by runtime(),
+        so a change in the count with no new runtime means one was removed.
+        """
+        cached = self._known_names
+        if cached is not None and cached[0] is self.loader and cached[1:3] == (self._created, len(self.runtimes)):
+            return list(cached[3])
         names = set(self.runtimes)
         names.update(n for n in self.loader.names() if "@." not in n)
-        return sorted(names)
+        known = sorted(names)
+        self._known_names = (self.loader, self._created, len(self.runtimes), known)
+        return list(known)
 
     def enablement(self, name: str) -> str:
         """systemctl's is-enabled word for `name` (enablement.py reads the links on disk)."""

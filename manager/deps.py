@@ -142,14 +142,13 @@ class DependencyReactions:
         self._start(targets, f"{key}= of {runtime.name}")
 
     def _after_stop(self, runtime: UnitRuntime) -> None:
-        bound = [other.name for other in self.manager.runtimes.values()
-                 if runtime.name in dependencies(other.unit, "BindsTo")
-                 and other.active_state not in _INACTIVE and other.job is None]
+        reverse = self.manager.reverse_deps
+        bound = [other.name for other in reverse.dependents(runtime.name, ("BindsTo",))
+                 if other.active_state not in _INACTIVE and other.job is None]
         if bound:
             self._stop(bound, f"bound to {runtime.name}, which is {runtime.active_state.value}")
-        upholders = [other.name for other in self.manager.runtimes.values()
-                     if runtime.name in dependencies(other.unit, "Upholds")
-                     and other.active_state is ActiveState.ACTIVE]
+        upholders = [other.name for other in reverse.dependents(runtime.name, ("Upholds",))
+                     if other.active_state is ActiveState.ACTIVE]
         stopped_on_request = runtime.job is not None and runtime.job.kind == "stop"
         if upholders and not stopped_on_request and not getattr(runtime, "restart_pending", False):
             self._start([runtime.name], f"upheld by {', '.join(upholders)}")
@@ -170,10 +169,8 @@ class DependencyReactions:
             return
         if runtime.active_state in _INACTIVE or runtime.job is not None:
             return
-        for other in self.manager.runtimes.values():
+        for other in self.manager.reverse_deps.dependents(name, NEEDING_KEYS):
             starting = other.job is not None and other.job.kind == "start"
-            if other.active_state not in _RUNNING and not starting:
-                continue
-            if any(name in dependencies(other.unit, key) for key in NEEDING_KEYS):
+            if other.active_state in _RUNNING or starting:
                 return
         self._stop([name], "StopWhenUnneeded=yes and no active unit needs it")

@@ -4,9 +4,10 @@ Python, libzmq and the manager open every descriptor close-on-exec, but the
 manager may have inherited open descriptors from whatever started it (a
 login script, a terminal, a test runner), and those lack FD_CLOEXEC. A unit
 must see only its stdio and the sockets passed to it (systemd closes every
-other descriptor), so before each spawn every descriptor from 3 up is made
-close-on-exec. spawn.py then dup2s the passed ones, which clears the flag on
-the copies only.
+other descriptor), so before the first spawn every descriptor from 3 up is
+made close-on-exec. Once is enough, because everything opened later is
+close-on-exec already (PEP 446). spawn.py then dup2s the passed ones, which
+clears the flag on the copies only.
 """
 
 from __future__ import annotations

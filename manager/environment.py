@@ -18,6 +18,7 @@ import os
 import pwd
 
 from unitmgr.units.envfile import parse_environment_file
+from unitmgr.units.filesize import FileTooLargeError, read_limited
 from unitmgr.units.model import Unit
 
 
@@ -63,8 +64,9 @@ def read_environment_files(entries: list[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for path, optional in _env_file_paths(entries):
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            data = read_limited(path, "environment file")
+        except FileTooLargeError as exc:
+            raise EnvironmentFileError(f"could not read EnvironmentFile={path}: {exc.strerror}") from None
         except OSError as exc:
             if optional:
                 continue
@@ -72,6 +74,8 @@ def read_environment_files(entries: list[str]) -> dict[str, str]:
                 f"could not read EnvironmentFile={path}: {exc.strerror}; "
                 f"create it, or write EnvironmentFile=-{path} to make it optional"
             ) from None
+        # Line ends as Python's text mode reads them: \r\n and \r become \n.
+        text = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
         result.update(parse_environment_file(text))
     return result
 

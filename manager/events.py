@@ -9,14 +9,15 @@ subscription id and a sequence number:
 
 Flow control is by acknowledgement. The manager sends at most WINDOW events
 that the client has not acknowledged, and the client acknowledges with `ack`
-and the highest seq it has read. Further events wait in a queue of `queue`
-events per subscription.
-When that queue is full, new events are dropped and counted; once there is
-room again the client receives `{"event": "dropped", "count": N}`, whose seq
-is that of the last dropped event, so seq numbers stay contiguous. Nothing
-here ever waits for a client: a slow or vanished subscriber costs its own
-bounded queue, never the manager's time or other subscribers' events. A
-subscription is removed when its queue is full and no ack has come for
+and the highest seq it has read. Further events wait in a queue per
+subscription of at most `queue` events and `queue_bytes` bytes, and all
+queues together hold at most TOTAL_QUEUE_BYTES. When an event does not fit,
+the oldest waiting events are dropped and the client receives
+`{"event": "dropped", "count": N}` in their place (eventqueue.py). Past the
+total, the events dropped are those of the largest queue. Nothing here ever
+waits for a client: a slow or vanished subscriber costs its own bounded
+queue, never the manager's time or other subscribers' events. A
+subscription is removed when it drops events and no ack has come for
 EXPIRE_SECONDS.
 
 Statistics are sampled only while someone subscribes to `stats`.
@@ -27,12 +28,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import protocol
+from unitmgr.manager.eventqueue import (
+    DEFAULT_QUEUE,
+    DEFAULT_QUEUE_BYTES,
+    EVENT_OVERHEAD,
+    MAX_QUEUE,
+    MAX_QUEUE_BYTES,
+    MIN_QUEUE_BYTES,
+    Subscription,
+    event_size,
+    record_size,
+)
+from unitmgr.manager.linecut import LineCutter
 from unitmgr.manager.logconfig import configure_logs
 from unitmgr.manager.logquery import LogQuery, query_records, record_of
 from unitmgr.manager.logstore import STREAM_NAMES, LogLine, UnitLog
@@ -47,44 +58,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STREAM_NUMBERS = {name: number for number, name in STREAM_NAMES.items()}
+
 STREAM_KINDS = ("state", "log", "stats")
 WINDOW = 64
-DEFAULT_QUEUE = 1000
-MAX_QUEUE = 100_000
 EXPIRE_SECONDS = 60.0
-MAX_SUBSCRIPTIONS_PER_CLIENT = 32
+MAX_SUBSCRIPTIONS_PER_CLIENT = 16
+# The queued events of all subscriptions together, as estimated by event_size.
+TOTAL_QUEUE_BYTES = 64 * 1024 * 1024
 DEFAULT_STATS_INTERVAL = 1.0
 MIN_STATS_INTERVAL = 0.1
-# A line longer than this is sent in pieces marked partial; the log keeps it whole.
-MAX_EVENT_LINE = 256 * 1024
+# A log event contains the lines of one read, split so that each event has at
+# most this many records and, past its first record, this many bytes. With
+# lines cut at LINE_MAX, WINDOW events in flight stay below about 16 MiB.
 MAX_EVENT_RECORDS = 2000
+MAX_EVENT_BYTES = 128 * 1024
 
 Sender = Callable[[bytes, dict[str, Any]], bool]
-
-
-@dataclass
-class Subscription:
-    sub_id: int
-    identity: bytes
-    key: str
-    streams: frozenset[str]
-    units: frozenset[str] | None
-    query: LogQuery
-    capacity: int
-    interval: float
-    seq: int = 0
-    sent: int = 0  # the seq of the last event sent
-    acked: int = 0
-    in_flight: deque[int] = field(default_factory=deque)  # seqs sent and not acknowledged
-    missed: int = 0  # dropped since the last `dropped` event
-    dropped_total: int = 0
-    last_progress: float = field(default_factory=time.monotonic)
-    queue: deque[dict[str, Any]] = field(default_factory=deque)
-
-    def wants(self, stream: str, unit: str | None) -> bool:
-        if stream not in self.streams:
-            return False
-        return unit is None or self.units is None or unit in self.units
 
 
 class EventHub:
@@ -99,6 +89,7 @@ class EventHub:
         self._stats_task: asyncio.Task[None] | None = None
         self.sent_events = 0
         self.dropped_events = 0
+        self.queued_bytes = 0  # the sum of queue_bytes over all subscriptions
 
     # -- commands ---------------------------------------------------------
 
@@ -109,12 +100,14 @@ class EventHub:
         units = frozenset(self.manager.resolve(n) for n in names) if names else None
         query = LogQuery.from_args(args, default_lines=0)
         capacity = _int_arg(args, "queue", DEFAULT_QUEUE, 1, MAX_QUEUE)
+        max_bytes = _int_arg(args, "queue_bytes", DEFAULT_QUEUE_BYTES, MIN_QUEUE_BYTES, MAX_QUEUE_BYTES)
         interval = _float_arg(args, "interval", DEFAULT_STATS_INTERVAL, MIN_STATS_INTERVAL)
         self._limit_per_client(peer.key)
         self._next_id += 1
-        sub = Subscription(self._next_id, peer.identity, peer.key, streams, units, query, capacity, interval)
+        sub = Subscription(self._next_id, peer.identity, peer.key, streams, units, query, capacity,
+                           max_bytes, interval)
         result: dict[str, Any] = {"sub": sub.sub_id, "streams": sorted(streams), "window": WINDOW,
-                                  "queue": capacity}
+                                  "queue": capacity, "queue_bytes": max_bytes}
         # History and registration happen in one step of the loop, so no line
         # falls between the records returned here and the first log event.
         if "log" in streams and (query.lines or query.since is not None) and units:
@@ -159,6 +152,9 @@ class EventHub:
 
     def _remove(self, sub: Subscription, reason: str) -> None:
         if self.subscriptions.pop(sub.sub_id, None) is not None:
+            self.queued_bytes -= sub.queue_bytes
+            sub.queue.clear()
+            sub.queue_bytes = 0
             log.info("subscription %d removed: %s (%d events sent, %d dropped)", sub.sub_id, reason,
                      sub.sent, sub.dropped_total)
             self._update_producers()
@@ -168,6 +164,7 @@ class EventHub:
             self._stats_task.cancel()
             self._stats_task = None
         self.subscriptions.clear()
+        self.queued_bytes = 0
         self._update_producers()
 
     # -- delivery ---------------------------------------------------------
@@ -177,29 +174,32 @@ class EventHub:
             if sub.wants(stream, unit):
                 self._offer(sub, event)
 
-    def _offer(self, sub: Subscription, event: dict[str, Any]) -> None:
+    def _offer(self, sub: Subscription, event: dict[str, Any], size: int = 0) -> None:
+        """Queue one event for `sub`, dropping older ones where it does not fit, and send what the window allows."""
+        size = size or event_size(event)
         sub.seq += 1
-        if len(sub.queue) >= sub.capacity:
-            sub.missed += 1
-            sub.dropped_total += 1
-            self.dropped_events += 1
-            self._expire_if_stuck(sub)
-            return
-        if sub.missed:
-            sub.queue.append({"event": "dropped", "count": sub.missed, "seq": sub.seq - 1})
-            sub.missed = 0
-        sub.queue.append({**event, "seq": sub.seq})
+        while sub.over_limit(size):
+            self._drop_oldest(sub)
+        while self.queued_bytes + size > TOTAL_QUEUE_BYTES and sub.sub_id in self.subscriptions:
+            largest = max(self.subscriptions.values(), key=lambda s: s.queue_bytes if s.waiting() else -1)
+            if not largest.waiting():
+                break
+            self._drop_oldest(largest)
+        if sub.sub_id not in self.subscriptions:
+            return  # removed above for lack of acknowledgements
+        sub.push({**event, "seq": sub.seq}, size)
+        self.queued_bytes += size
         self._pump(sub)
 
+    def _drop_oldest(self, sub: Subscription) -> None:
+        self.queued_bytes -= sub.drop_oldest()
+        self.dropped_events += 1
+        self._expire_if_stuck(sub)
+
     def _pump(self, sub: Subscription) -> None:
-        while len(sub.in_flight) < WINDOW:
-            if sub.queue:
-                event = sub.queue.popleft()
-            elif sub.missed:
-                event = {"event": "dropped", "count": sub.missed, "seq": sub.seq}
-                sub.missed = 0
-            else:
-                return
+        while len(sub.in_flight) < WINDOW and sub.queue:
+            event, size = sub.pop()
+            self.queued_bytes -= size
             sub.sent = event["seq"]
             sub.in_flight.append(sub.sent)
             self.sent_events += 1
@@ -243,6 +243,13 @@ class EventHub:
         if wanted is None or writer.unit in wanted:
             if writer.unit not in self._assemblers:
                 assembler = LineAssembler(writer, self._on_lines)
+                # The line being written when following starts is completed
+                # from the log, as the reader cuts it.
+                try:
+                    assembler.resume(self.manager.logs.query(writer.unit, len(STREAM_NAMES)))
+                except OSError as exc:
+                    log.warning("could not read the unfinished line of %s from its log: %s; "
+                                "followers see it from the next read on", writer.unit, exc)
                 self._assemblers[writer.unit] = assembler
                 writer.follower = assembler.feed
         elif writer.unit in self._assemblers:
@@ -250,18 +257,21 @@ class EventHub:
             writer.follower = None
 
     def _on_lines(self, unit: str, lines: list[LogLine]) -> None:
+        # Subscriptions without a filter share the records and their events.
+        shared: dict[bool, list[tuple[dict[str, Any], int]]] = {}
         for sub in list(self.subscriptions.values()):
             if not sub.wants("log", unit):
                 continue
-            if len(sub.queue) >= sub.capacity:
-                self._offer(sub, {})  # counted as dropped; no need to build the records
-                continue
-            records = [record_of(line, sub.query.raw) for line in lines if sub.query.accepts(line)]
-            # One read of many short lines is split, so that each event stays
-            # well below the message size cap.
-            for start in range(0, len(records), MAX_EVENT_RECORDS):
-                chunk = records[start:start + MAX_EVENT_RECORDS]
-                self._offer(sub, {"event": "log", "unit": unit, "records": chunk})
+            query = sub.query
+            unfiltered = query.since is None and query.until is None and query.grep is None and query.stream is None
+            if unfiltered and query.raw in shared:
+                events = shared[query.raw]
+            else:
+                events = _log_events(unit, [line for line in lines if query.accepts(line)], query.raw)
+                if unfiltered:
+                    shared[query.raw] = events
+            for event, size in events:
+                self._offer(sub, event, size)
 
     def state_changed(self, runtime: UnitRuntime) -> None:
         if not self.subscriptions:
@@ -304,33 +314,55 @@ class EventHub:
         return figures
 
 
+def _log_events(unit: str, lines: list[LogLine], raw: bool) -> list[tuple[dict[str, Any], int]]:
+    """Return the `log` events, with their sizes, that carry `lines`.
+
+    The lines of one read are split into several events, so that each event
+    stays well below the message size cap and the window bounds the bytes in flight."""
+    events: list[tuple[dict[str, Any], int]] = []
+    records: list[dict[str, Any]] = []
+    size = 0
+    for line in lines:
+        record = record_of(line, raw)
+        cost = record_size(record)
+        if records and (len(records) >= MAX_EVENT_RECORDS or size + cost > MAX_EVENT_BYTES):
+            events.append(({"event": "log", "unit": unit, "records": records}, size + EVENT_OVERHEAD))
+            records, size = [], 0
+        records.append(record)
+        size += cost
+    if records:
+        events.append(({"event": "log", "unit": unit, "records": records}, size + EVENT_OVERHEAD))
+    return events
+
+
 class LineAssembler:
-    """Cuts the reads of one unit into lines for log events, while someone follows it."""
+    """Cuts the reads of one unit into lines for log events, while someone follows it.
+
+    Lines longer than LINE_MAX are cut into the same pieces as when the log
+    is read back, and sent as they complete."""
 
     def __init__(self, writer: UnitLog, deliver: Callable[[str, list[LogLine]], None]):
         self.writer = writer
         self.deliver = deliver
-        self.pending: dict[int, tuple[list[bytes], int, int]] = {}
+        self.cutters: dict[int, LineCutter] = {}
+
+    def resume(self, unfinished: list[LogLine]) -> None:
+        """Start from the unfinished lines that the log already has (LogLine.pending)."""
+        for line in unfinished:
+            stream = STREAM_NUMBERS.get(line.stream)
+            if line.pending and stream is not None:
+                self.cutters[stream] = LineCutter(line.pid)
+                self.cutters[stream].restore(line.data, line.pid)
 
     def feed(self, data: bytes, stream: int, pid: int, stamp: float, eof: bool) -> None:
         name = STREAM_NAMES.get(stream, "stdout")
-        parts, line_pid, size = self.pending.pop(stream, ([], pid, 0))
-        if not parts:
-            line_pid = pid
-        lines: list[LogLine] = []
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            parts.append(data[start:end])
-            lines.append(self._line(b"".join(parts), name, line_pid, stamp, False))
-            parts, size, line_pid, start = [], 0, pid, end + 1
-        if start < len(data):
-            parts.append(data[start:])
-            size += len(data) - start
-        if parts and (eof or size > MAX_EVENT_LINE):
-            lines.append(self._line(b"".join(parts), name, line_pid, stamp, True))
-            parts, size = [], 0
-        if parts:
-            self.pending[stream] = (parts, line_pid, size)
+        cutter = self.cutters.get(stream)
+        if cutter is None:
+            cutter = self.cutters[stream] = LineCutter(pid)
+        lines = [self._line(piece, name, line_pid, stamp, partial)
+                 for piece, line_pid, partial in cutter.feed(data, pid)]
+        if eof and (rest := cutter.flush()) is not None:
+            lines.append(self._line(rest[0], name, rest[1], stamp, True))
         if lines:
             self.deliver(self.writer.unit, lines)
 

@@ -13,9 +13,11 @@ exits with systemd's exit code for it (200 CHDIR, 201 NICE, 203 EXEC,
 205 LIMITS, 206 OOM_ADJUST, 211 IOPRIO, 215 CPUAFFINITY, 219 CGROUP).
 Before exiting it writes the code, the step's name, the errno and a reason
 to the status pipe, so the manager can tell "could not start" from "ran and
-exited".
+exited"; the manager then logs the reason and copies it into the unit's log.
+Without a status pipe (run by hand) the reason goes to stderr instead.
 After a successful exec the pipe is closed by O_CLOEXEC and the manager
-reads EOF.
+reads EOF. A spawn whose only extra attribute is the cgroup joins it through
+/bin/sh instead (cgroupjoin.py).
 """
 
 import json
@@ -46,15 +48,13 @@ IOPRIO_CLASS_SHIFT = 13
 
 
 def fail(status_fd: int, code: int, step: str, err: OSError) -> None:
-    """Report a failed step to the manager and on stderr (the unit's log), then exit with `code`."""
+    """Report a failed step to the manager, or on stderr without a status pipe, then exit with `code`."""
     message = f"{code} {step} {err.errno or 0} {err.strerror or err}"
-    if status_fd >= 0:
-        try:
-            os.write(status_fd, message.encode("utf-8", "replace"))
-        except OSError:
-            pass
     try:
-        os.write(2, f"unitmgr: {step} failed: {err.strerror or err}\n".encode("utf-8", "replace"))
+        if status_fd >= 0:
+            os.write(status_fd, message.encode("utf-8", "replace"))
+        else:
+            os.write(2, f"unitmgr: {step} failed: {err.strerror or err}\n".encode("utf-8", "replace"))
     except OSError:
         pass
     os._exit(code)

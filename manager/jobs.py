@@ -57,7 +57,14 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
     while runtime.job is not None:
         current = runtime.job
         if current.kind == kind and kind in ("start", "stop", "reload"):
-            return await asyncio.shield(current.task)
+            try:
+                return await asyncio.shield(current.task)
+            except asyncio.CancelledError:
+                # The merged job was canceled (a stop replaced a start): report that
+                # to this waiter too, instead of canceling its request.
+                if current.task.cancelled():
+                    return "canceled"
+                raise
         if kind == "exit" and current.kind == "stop":
             # The stop in progress handles the main process's exit itself. A start
             # job is only finishing when an exit is reported, so the exit waits for it.
@@ -172,12 +179,9 @@ class Transactions:
     def _conflicting(self, units: dict[str, UnitRuntime]) -> dict[str, UnitRuntime]:
         """Units outside `units` that must stop first: Conflicts= in either direction."""
         names: set[str] = set()
-        for runtime in units.values():
+        for name, runtime in units.items():
             names.update(dependencies(runtime.unit, "Conflicts"))
-        for other in self.manager.runtimes.values():
-            # One dependencies() call per unit: calling it per pair made a 500-unit boot quadratic.
-            if not set(dependencies(other.unit, "Conflicts")).isdisjoint(units):
-                names.add(other.name)
+            names.update(other.name for other in self.manager.reverse_deps.dependents(name, ("Conflicts",)))
         found = {}
         for name in names - set(units):
             runtime = self.manager.runtimes.get(name)
@@ -264,8 +268,8 @@ class Transactions:
                 continue
             found[name] = runtime
             queue.extend(dependencies(runtime.unit, "PropagatesStopTo"))
-            for other in self.manager.runtimes.values():
-                if other.name not in found and name in _deps(other, STOP_PROPAGATION):
+            for other in self.manager.reverse_deps.dependents(name, STOP_PROPAGATION):
+                if other.name not in found:
                     if other.active_state is not ActiveState.INACTIVE or other.job is not None:
                         queue.append(other.name)
         return found
@@ -316,8 +320,8 @@ class Transactions:
                 continue
             results[name] = await run_unit_job(runtime, "reload", runtime.run_reload)
             queue.extend(dependencies(runtime.unit, "PropagatesReloadTo"))
-            queue.extend(other.name for other in self.manager.runtimes.values()
-                         if name in dependencies(other.unit, "ReloadPropagatedFrom"))
+            queue.extend(other.name for other in
+                         self.manager.reverse_deps.dependents(name, ("ReloadPropagatedFrom",)))
         return results
 
     async def stop_all(self) -> None:

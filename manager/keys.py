@@ -18,25 +18,25 @@ by whitespace and a label (kept as a comment):
 
 Secret key files that group or others can read are rejected, as ssh does.
 This module is a leaf: clients import it, so it imports nothing from the
-manager except `paths`.
+manager except `paths` and `lazylog`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import stat
 import struct
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import zmq
+from unitmgr.manager.lazylog import LazyLogger
 from unitmgr.manager.paths import Paths, ensure_private_dir
 from zmq.utils import z85
 
-log = logging.getLogger(__name__)
+# `unitsh -c` imports this module, and it logs only on the manager's paths.
+log = LazyLogger(__name__)
 
 KEY_LENGTH = 40  # Z85 characters of a 32-byte Curve key
 _Z85_RE = re.compile(r"[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
@@ -46,14 +46,14 @@ class KeyFileError(Exception):
     """A key file is missing, corrupt, or readable by other users."""
 
 
-@dataclass(frozen=True)
-class KeyPair:
+# NamedTuples rather than dataclasses, because importing dataclasses would
+# cost every `unitsh -c` run several milliseconds.
+class KeyPair(NamedTuple):
     public: bytes  # Z85, 40 bytes
     secret: bytes  # Z85, 40 bytes
 
 
-@dataclass(frozen=True)
-class KeyMaterial:
+class KeyMaterial(NamedTuple):
     """The manager's key pair and the local client's key pair (all Z85)."""
 
     server: KeyPair
@@ -196,6 +196,8 @@ def read_authorized_keys(path: Path) -> set[bytes]:
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
     """Write `text` to `path` through a temporary file and a rename, with `mode`."""
+    import tempfile  # only writers need it, so clients that read keys skip its imports
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, mode)

@@ -1,21 +1,49 @@
 """One manager per user: an exclusive flock on a file in the runtime directory.
 
 The kernel drops the lock when the holder dies, so a lock left by a crashed
-manager never blocks the next start; the pid written into the file is only
-for messages.
+manager never blocks the next start. The file contains the holder's pid, for
+messages, and its unit directories, which a second start compares with its own.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+# The lock file is small: a pid line and a JSON line of unit directories.
+MAX_LOCK_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The pid and unit directories that the lock holder wrote into the lock file."""
+
+    pid: int | None
+    unit_dirs: tuple[str, ...] | None  # None when the file does not list them (older managers)
+
+
+def _read_holder(fd: int) -> LockHolder:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, MAX_LOCK_FILE_BYTES).decode(errors="replace")
+    first, _, rest = text.partition("\n")
+    pid = int(first) if first.strip().isdigit() else None
+    try:
+        dirs = json.loads(rest.strip() or "null")
+    except ValueError:
+        dirs = None
+    unit_dirs = tuple(dirs) if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs) else None
+    return LockHolder(pid, unit_dirs)
 
 
 class AlreadyRunning(Exception):
-    def __init__(self, pid: int | None):
-        super().__init__(pid)
-        self.pid = pid
+    def __init__(self, holder: LockHolder):
+        super().__init__(holder.pid)
+        self.pid = holder.pid
+        self.unit_dirs = holder.unit_dirs
 
 
 class ManagerLock:
@@ -26,21 +54,24 @@ class ManagerLock:
         # cleaning up: its units may still be running (see leftovers.py).
         self.previous_pid: int | None = None
 
-    def acquire(self) -> None:
-        """Take the lock or raise AlreadyRunning with the holder's pid."""
+    def acquire(self, unit_dirs: Iterable[Path | str] = ()) -> None:
+        """Take the lock or raise AlreadyRunning with the holder's pid and unit directories.
+
+        The file then contains this process's pid and `unit_dirs`, which a second
+        manager compares with its own unit directories."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
+            holder = _read_holder(fd)
             os.close(fd)
-            raise AlreadyRunning(int(holder) if holder.isdigit() else None) from None
-        previous = os.read(fd, 32).decode(errors="replace").strip()
-        if previous.isdigit() and int(previous) != os.getpid():
-            self.previous_pid = int(previous)
+            raise AlreadyRunning(holder) from None
+        previous = _read_holder(fd).pid
+        if previous is not None and previous != os.getpid():
+            self.previous_pid = previous
         os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid()}\n{json.dumps([str(d) for d in unit_dirs])}\n".encode())
         self.fd = fd
 
     def release(self) -> None:
@@ -59,8 +90,8 @@ class ManagerLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            return int(holder) if holder.isdigit() else 0
+            pid = _read_holder(fd).pid
+            return 0 if pid is None else pid
         finally:
             os.close(fd)
         return None

@@ -28,7 +28,8 @@ class LogLine:
     stream: str
     pid: int
     data: bytes
-    # The last line of a stream that had no newline.
+    # No newline follows: the last line of a stream that had none, or a piece
+    # of a line longer than linecut.LINE_MAX other than its last piece.
     partial: bool = False
     identifier: str = ""
     # A partial line whose stream has not reached EOF yet: more may follow.

@@ -8,7 +8,9 @@ A `LogQuery` is built from request arguments:
 `since` and `until` take journalctl's time syntax (see timesyntax.py) or a
 Unix time as a number. `grep` is a Python regular expression, matched
 against the line decoded as UTF-8; as in journalctl, it ignores case unless
-it contains an upper-case letter.
+it contains an upper-case letter. `skip` leaves out the newest N of the
+selected lines; with `until`, it is the cursor of the next older page (see
+query_records).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class LogQuery:
     grep: re.Pattern[str] | None = None
     stream: str | None = None
     raw: bool = False
+    skip: int = 0
 
     @classmethod
     def from_args(cls, args: dict[str, Any], default_lines: int = 10) -> LogQuery:
@@ -51,6 +54,11 @@ class LogQuery:
         if stream not in (None, "", *STREAMS):
             raise ProtocolError(protocol.BAD_REQUEST, f"'stream' must be stdout or stderr, not {stream!r}")
         query.stream = stream or None
+        skip = args.get("skip", 0)
+        if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= MAX_LOG_LINES:
+            raise ProtocolError(protocol.BAD_REQUEST, f"'skip' must be an integer from 0 to {MAX_LOG_LINES}, "
+                                f"not {skip!r}")
+        query.skip = skip
         return query
 
     def accepts(self, line: LogLine) -> bool:
@@ -117,35 +125,63 @@ def record_of(line: LogLine, raw: bool) -> dict[str, Any]:
 def select_lines(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> list[LogLine]:
     """Return the lines of several units merged by time, the last `query.lines` of them.
 
-    With `follow`, an unfinished last line is left out: the event stream
-    delivers it once it is complete."""
+    The newest `query.skip` lines are left out first. With `follow`, an
+    unfinished last line is left out: the event stream delivers it once it
+    is complete."""
     limit = min(query.lines, MAX_LOG_LINES) if query.lines else MAX_LOG_LINES
+    wanted = limit + query.skip
     per_unit = []
     for name in names:
-        lines = store.query(name, limit, since=query.since, accept=query.accepts)
+        lines = store.query(name, wanted, since=query.since, accept=query.accepts)
         if follow:
             lines = [line for line in lines if not line.pending]
         per_unit.append(lines)
     # heapq.merge keeps each unit's own order even where its clock went back.
     merged = list(heapq.merge(*per_unit, key=lambda line: line.time))
+    del merged[len(merged) - min(query.skip, len(merged)):]
     return merged[-limit:]
 
 
 def query_records(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> dict[str, Any]:
-    """Return `{"records": [...]}`, plus `"omitted": N` when the oldest were left out for size."""
+    """Return `{"records": [...]}` oldest first; when the oldest did not fit, say what was left out.
+
+    A reply stays below REPLY_BUDGET and always contains the newest record. The
+    records left out are counted in `omitted` and their bytes in
+    `omitted_bytes`, and `older` is the cursor of the next older page: the
+    same request with its `until` and `skip` (and `lines` = omitted) returns
+    the lines just before these."""
     lines = select_lines(store, names, query, follow)
     records: list[dict[str, Any]] = []
     budget = REPLY_BUDGET
     for line in reversed(lines):
-        record = record_of(line, query.raw)
         # An estimate: text at most doubles in JSON for most lines, base64 adds a third.
-        budget -= 120 + len(line.data) * (4 if query.raw else 2)
-        if budget < 0:
+        cost = 120 + len(line.data) * (4 if query.raw else 2)
+        if records and cost > budget:
             break
-        records.append(record)
+        budget -= cost
+        records.append(record_of(line, query.raw))
     records.reverse()
     result: dict[str, Any] = {"records": records}
-    if len(records) < len(lines):
-        # TODO: page through older records instead of leaving them out.
-        result["omitted"] = len(lines) - len(records)
+    left_out = len(lines) - len(records)
+    if left_out:
+        result["omitted"] = left_out
+        result["omitted_bytes"] = sum(len(line.data) for line in lines[:left_out])
+        result["older"] = _older_cursor(query, lines[left_out:])
     return result
+
+
+def _older_cursor(query: LogQuery, returned: list[LogLine]) -> dict[str, Any]:
+    """Return the `until` and `skip` that select the lines before `returned`.
+
+    Lines completed later than the oldest returned one cannot fall before
+    it, so the cursor stays right while the unit writes more. Lines with the
+    same time as the oldest returned one are distinguished by their count."""
+    oldest = returned[0].time
+    skip = 0
+    for line in returned:
+        if line.time != oldest:
+            break
+        skip += 1
+    if query.until == oldest:
+        skip += query.skip
+    return {"until": oldest, "skip": skip}

@@ -3,9 +3,14 @@
 Lines are rebuilt from the index records: a line gets the time of the read
 that completed it. A request for the last N lines, or for the lines since a
 time, does not rebuild the whole file. Reading starts near the end (or at
-the time), at a record where every stream is at a line boundary, and moves
-further back only when that did not give enough lines. So `status` and
-`logs -n 10` cost about the same for a small log and for a large one.
+the time), just after a newline of every stream, and moves further back
+only when that did not give enough lines. So `status` and `logs -n 10` cost
+about the same for a small log and for a large one.
+
+A line longer than LINE_MAX comes back in pieces (see linecut.py), and each
+piece counts as one line for `lines`. The pieces are read from the start of
+their line, so the last pieces of a long line take a read of the whole line
+but never hold more than `lines` pieces in memory.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from unitmgr.manager.linecut import LineCutter
 from unitmgr.manager.logformat import EOF_FLAG, META_FLAG, RECORD, STREAM_MASK, STREAM_NAMES, LogLine
 
 # Byte offsets of the time (f64) and the flags (u8) inside a RECORD.
@@ -79,11 +86,14 @@ def _select(
     while True:
         tentative = max(first, total - window)
         start, skip = _boundary(data, index, tentative)
-        found = [line for line in _rebuild(unit, data, index, start, total, skip) if wanted(line)]
+        rebuilt = (line for line in _rebuild(unit, data, index, start, total, skip) if wanted(line))
         if not lines:
-            return found
+            return list(rebuilt)
+        # Only the last `lines` are kept, so a long line read from its start
+        # costs time but not memory.
+        found = deque(rebuilt, maxlen=lines)
         if len(found) >= lines or start <= first:
-            return found[-lines:]
+            return list(found)
         window *= 4
 
 
@@ -99,15 +109,16 @@ def _first_at_or_after(index: bytes, total: int, since: float) -> int:
     return low
 
 
-def _boundary(data: bytes | mmap.mmap, index: bytes, tentative: int) -> tuple[int, dict[int, int]]:
+def _boundary(data: bytes | mmap.mmap, index: bytes, tentative: int) -> tuple[int, dict[int, tuple[int, int]]]:
     """Return where to start reading so that no line before `tentative` is cut.
 
-    Walking back from `tentative`, each stream's last record that ended a line
-    (a newline at its end, or EOF) is found. Reading starts after the earliest
-    of them, and a stream's records up to its own boundary are skipped."""
+    Walking back from `tentative`, each stream's last newline (or EOF) is
+    found. Reading starts at the earliest record that contains one of them, and
+    each stream skips its records, and its bytes, up to its own newline.
+    The skips map a stream to (record, bytes of that record to skip)."""
     if tentative == 0:
         return 0, {}
-    boundaries: dict[int, int] = {}
+    boundaries: dict[int, tuple[int, int]] = {}
     seen: set[int] = set()
     lowest = max(0, tentative - MAX_BOUNDARY_SEARCH)
     for position in range(tentative - 1, lowest - 1, -1):
@@ -118,14 +129,18 @@ def _boundary(data: bytes | mmap.mmap, index: bytes, tentative: int) -> tuple[in
         if stream in boundaries:
             continue
         seen.add(stream)
-        if flags & EOF_FLAG or (length and data[offset + length - 1] == 0x0A):
-            boundaries[stream] = position
-            if len(boundaries) == len(STREAM_NAMES):
-                break
+        if flags & EOF_FLAG:
+            boundaries[stream] = (position, 0)
+        elif length and (newline := data.rfind(b"\n", offset, offset + length)) >= 0:
+            boundaries[stream] = (position, newline + 1 - offset)
+        else:
+            continue
+        if len(boundaries) == len(STREAM_NAMES):
+            break
     if seen - boundaries.keys():
-        # A stream in the middle of a very long line: read the whole file.
+        # A stream in the middle of a line that began before the search window: read the whole file.
         return 0, {}
-    start = min(boundaries.values()) + 1 if boundaries else tentative
+    start = min(position for position, _ in boundaries.values()) if boundaries else tentative
     return start, boundaries
 
 
@@ -141,62 +156,37 @@ def _identifiers(data: bytes | mmap.mmap, index: bytes, end: int) -> dict[int, s
     return names
 
 
-class _Pending:
-    """The unfinished line of one stream while a file is read."""
-
-    __slots__ = ("parts", "pid", "time")
-
-    def __init__(self, pid: int, stamp: float):
-        self.parts: list[bytes] = []
-        self.pid = pid
-        self.time = stamp
-
-
 def _rebuild(
-    unit: str, data: bytes | mmap.mmap, index: bytes, start: int, end: int, skip: dict[int, int]
+    unit: str, data: bytes | mmap.mmap, index: bytes, start: int, end: int,
+    skip: dict[int, tuple[int, int]],
 ) -> Iterator[LogLine]:
     names = _identifiers(data, index, start)
-    pending: dict[int, _Pending] = {}
+    cutters: dict[int, LineCutter] = {}
+    times: dict[int, float] = {}
     for position in range(start, end):
         offset, stamp, length, pid, flags = RECORD.unpack_from(index, position * RECORD.size)
-        chunk = data[offset:offset + length] if length else b""
         if flags & META_FLAG:
-            names[pid] = bytes(chunk).decode("utf-8", "replace")
+            names[pid] = bytes(data[offset:offset + length]).decode("utf-8", "replace")
             continue
         stream = flags & STREAM_MASK
-        if position <= skip.get(stream, -1):
+        first, skipped = skip.get(stream, (-1, 0))
+        if position < first:
             continue
-        state = pending.get(stream)
-        if state is None:
-            state = pending[stream] = _Pending(pid, stamp)
-        yield from _cut(unit, chunk, state, STREAM_NAMES.get(stream, "stdout"), pid, stamp,
-                        bool(flags & EOF_FLAG), names)
-    for stream, state in pending.items():
-        if state.parts:
-            yield LogLine(unit, state.time, STREAM_NAMES.get(stream, "stdout"), state.pid,
-                          b"".join(state.parts), partial=True, pending=True,
-                          identifier=names.get(state.pid, ""))
-
-
-def _cut(
-    unit: str, chunk: bytes, state: _Pending, stream: str, pid: int, stamp: float, eof: bool,
-    names: dict[int, str],
-) -> Iterator[LogLine]:
-    """Yield the lines one read completes; keep its unfinished end in `state`."""
-    if not state.parts:
-        state.pid = pid
-    start = 0
-    while (end := chunk.find(b"\n", start)) >= 0:
-        state.parts.append(chunk[start:end])
-        yield LogLine(unit, stamp, stream, state.pid, b"".join(state.parts),
-                      identifier=names.get(state.pid, ""))
-        state.parts = []
-        state.pid = pid
-        start = end + 1
-    if start < len(chunk):
-        state.parts.append(chunk[start:])
-    state.time = stamp
-    if eof and state.parts:
-        yield LogLine(unit, stamp, stream, state.pid, b"".join(state.parts), partial=True,
-                      identifier=names.get(state.pid, ""))
-        state.parts = []
+        if position == first:
+            offset += skipped
+            length -= skipped
+        chunk = data[offset:offset + length] if length else b""
+        cutter = cutters.get(stream)
+        if cutter is None:
+            cutter = cutters[stream] = LineCutter(pid)
+        name = STREAM_NAMES.get(stream, "stdout")
+        for line, line_pid, partial in cutter.feed(chunk, pid):
+            yield LogLine(unit, stamp, name, line_pid, line, partial=partial, identifier=names.get(line_pid, ""))
+        times[stream] = stamp
+        if flags & EOF_FLAG and (rest := cutter.flush()) is not None:
+            yield LogLine(unit, stamp, name, rest[1], rest[0], partial=True, identifier=names.get(rest[1], ""))
+    for stream, cutter in cutters.items():
+        rest = cutter.flush()
+        if rest is not None:
+            yield LogLine(unit, times[stream], STREAM_NAMES.get(stream, "stdout"), rest[1], rest[0],
+                          partial=True, pending=True, identifier=names.get(rest[1], ""))

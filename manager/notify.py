@@ -32,6 +32,12 @@ MAX_DATAGRAM = 64 * 1024
 # systemd accepts up to 253 descriptors per message (SCM_MAX_FD).
 MAX_FDS = 253
 _UCRED = struct.Struct("3i")
+# sizeof(sun_path) on Linux minus the final NUL.
+MAX_SOCKET_PATH = 107
+
+
+class NotifySocketError(Exception):
+    """The notify socket cannot be opened; the message names the address and the fix."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,21 @@ def socket_address(address: str) -> str | bytes:
     return address
 
 
+def check_address(address: str) -> None:
+    """Raise NotifySocketError for an address longer than a unix socket address can be."""
+    size = len(os.fsencode(address))
+    if size <= MAX_SOCKET_PATH:
+        return
+    kind = "name" if address.startswith("@") else "path"
+    # NOTE: an abstract fallback would not help a long runtime directory, because the
+    # control socket in the same directory has a longer name than notify.sock.
+    raise NotifySocketError(
+        f"the notify socket {kind} {address} is {size} bytes, above the {MAX_SOCKET_PATH}-byte "
+        "limit of a unix socket address; set XDG_RUNTIME_DIR or UNITMGR_RUNTIME_DIR to a shorter "
+        "directory (or, where UNITMGR_NOTIFY_SOCKET is set, set it to a shorter path or to @NAME)"
+    )
+
+
 class NotifySocket:
     """The listening socket, which passes every message with sender credentials to `handler`."""
 
@@ -82,6 +103,8 @@ class NotifySocket:
         self._sock: socket.socket | None = None
 
     def open(self) -> None:
+        """Bind the socket and start reading; raise NotifySocketError when that fails."""
+        check_address(self.address)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         # Bursts of WATCHDOG=1 from many units must not be dropped.
@@ -95,6 +118,9 @@ class NotifySocket:
         old_umask = os.umask(0o077)
         try:
             sock.bind(socket_address(self.address))
+        except OSError as exc:
+            sock.close()
+            raise NotifySocketError(f"cannot bind the notify socket {self.address}: {exc.strerror}") from None
         finally:
             os.umask(old_umask)
         self._sock = sock

@@ -5,12 +5,21 @@ chain), every member of the sessions it spawned them in, and orphans that were
 re-parented to the manager and still carry the unit's INVOCATION_ID in their
 environment. The last rule catches a daemon that double-forked and started
 its own session, whose parent has already exited.
+
+The manager is a child subreaper, so every such process descends from it:
+`tree_members()` walks the manager's own children (`/proc/PID/task/TID/children`)
+instead of reading the stat file of every process on the host. A process
+that leaves a session stays a descendant of the process that forked it, and
+when that one exits it is re-parented to the manager, so the walk misses none.
+`unit_members()` scans all of /proc, for kernels without the children files
+(CONFIG_PROC_CHILDREN).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -76,6 +85,84 @@ def unit_members(
             if info.ppid == manager_pid and info.pid not in members and environ_has(info.pid, marker):
                 members.add(info.pid)
     return _with_descendants(table, members)
+
+
+@functools.cache
+def children_files_available() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def find_members(
+    roots: Iterable[int],
+    invocation_id: str,
+    manager_pid: int,
+    spawned: Callable[[int], bool],
+) -> set[int]:
+    """Return the live pids of a unit that has no cgroup; without children files, from a scan of /proc."""
+    if children_files_available():
+        return tree_members(roots, invocation_id, manager_pid, spawned)
+    root_list = list(roots)
+    return unit_members(process_table(), root_list, root_list, invocation_id, manager_pid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Return the children of every thread of `pid`; [] once it is gone."""
+    base = f"/proc/{pid}/task"
+    try:
+        threads = os.listdir(base)
+    except OSError:
+        return []
+    children: list[int] = []
+    for thread in threads:
+        try:
+            with open(f"{base}/{thread}/children", "rb") as f:
+                children.extend(int(word) for word in f.read().split())
+        except OSError:
+            continue  # the thread ended meanwhile
+    return children
+
+
+def is_running(pid: int) -> bool:
+    """Return whether `pid` exists and has not exited (zombies have)."""
+    info = read_stat(pid)
+    return info is not None and info.state != "Z"
+
+
+def tree_members(
+    roots: Iterable[int],
+    invocation_id: str,
+    manager_pid: int,
+    spawned: Callable[[int], bool],
+) -> set[int]:
+    """Return the live pids of a unit from the manager's descendants, per the module docstring's rules.
+
+    `spawned(pid)` returns whether the manager started `pid` itself. Such a
+    child of the manager belongs to the unit whose root it is, and its
+    environment is never read.
+    """
+    root_set = set(roots)
+    members = {pid for pid in root_set if is_running(pid)}
+    marker = f"INVOCATION_ID={invocation_id}".encode()
+    for child in children_of(manager_pid):
+        if child in members or spawned(child):
+            continue
+        info = read_stat(child)
+        if info is None or info.state == "Z":
+            continue
+        if info.sid in root_set or (invocation_id and environ_has(child, marker)):
+            members.add(child)
+    return _running_descendants(members)
+
+
+def _running_descendants(members: set[int]) -> set[int]:
+    result = set(members)
+    stack = list(members)
+    while stack:
+        for child in children_of(stack.pop()):
+            if child not in result and is_running(child):
+                result.add(child)
+                stack.append(child)
+    return result
 
 
 def _with_descendants(table: dict[int, ProcInfo], members: set[int]) -> set[int]:

@@ -14,15 +14,16 @@ of order because the manager runs requests concurrently. A request that
 cannot be parsed gets an error reply with `"id": null`. The first request of
 a session should be `hello`, whose result carries PROTOCOL_VERSION.
 
-This module imports nothing else from the manager, so clients can use it
-without pulling in the daemon.
+This module imports nothing else from the manager (only the unit name
+rules from units/), so clients can use it without pulling in the daemon.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from unitmgr.units import names
 
 PROTOCOL_VERSION = 1
 
@@ -40,6 +41,7 @@ UNIT_BAD = "unit-bad-setting"
 JOB_FAILED = "job-failed"
 NOT_APPLICABLE = "not-applicable"
 REFUSED = "refused"
+BUSY = "busy"
 INTERNAL = "internal"
 
 ERROR_CODES = frozenset(
@@ -53,6 +55,7 @@ ERROR_CODES = frozenset(
         JOB_FAILED,
         NOT_APPLICABLE,
         REFUSED,
+        BUSY,
         INTERNAL,
     }
 )
@@ -68,11 +71,12 @@ class ProtocolError(Exception):
         self.details = details or {}
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
+    # A NamedTuple, not a dataclass, because `unitsh -c` imports this module and
+    # importing dataclasses (with inspect and ast) costs milliseconds per run.
     id: int | str | None
     cmd: str
-    args: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any]
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -98,7 +102,12 @@ def decode_request(data: bytes) -> Request:
         )
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ProtocolError(BAD_REQUEST, "request JSON is nested too deeply; "
+                            "send arguments of a few levels at most") from None
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is an
+        # integer literal longer than Python's 4300-digit conversion limit.
         raise ProtocolError(BAD_REQUEST, f"request is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(BAD_REQUEST, "request must be a JSON object")
@@ -139,7 +148,7 @@ def decode_reply(data: bytes) -> dict[str, Any]:
 
 
 def arg_units(args: dict[str, Any], required: bool = True) -> list[str]:
-    """Return the `units` argument as a list of names, checking its type."""
+    """Return the `units` argument as a list of names, checking their type and syntax."""
     units = args.get("units", [])
     if isinstance(units, str):
         units = [units]
@@ -147,4 +156,20 @@ def arg_units(args: dict[str, Any], required: bool = True) -> list[str]:
         raise ProtocolError(BAD_REQUEST, "'units' must be a list of unit names")
     if required and not units:
         raise ProtocolError(BAD_REQUEST, "this command needs at least one unit name")
+    for unit in units:
+        check_unit_name(unit)
     return units
+
+
+def check_unit_name(text: str) -> None:
+    """Raise ProtocolError unless `text`, with `.service` added when it has no type, is a valid unit name."""
+    if names.is_valid_name(names.complete_name(text)):
+        return
+    printable = text if text.isprintable() else repr(text)
+    raise ProtocolError(
+        BAD_REQUEST,
+        f"Unit name {printable} is not valid; write NAME.TYPE or NAME@INSTANCE.TYPE using letters, "
+        "digits and ':_.\\-', such as web.service or worker@1 (.service is added when no type is "
+        "given)",
+        {"unit": text},
+    )

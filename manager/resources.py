@@ -18,15 +18,12 @@ are reported as enforced by nobody, with one warning per loaded unit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from unitmgr.manager import cgroups, protocol
+from unitmgr.manager import cgroups, protocol, stalecgroups
 from unitmgr.manager.limitwatch import LimitWatcher
 from unitmgr.manager.protocol import ProtocolError
 from unitmgr.manager.resourcesettings import ResourceSettings, resource_settings
@@ -81,6 +78,9 @@ class UnitResources:
     limit_hit: dict[str, Any] | None = None
     tasks_killed: int = 0
     warned_unit: object = None
+    # memory.events oom_kill when the invocation began: the counter never resets,
+    # and a cgroup kept by KillMode=process carries the count of earlier runs.
+    oom_kills_before: int = 0
 
 
 class ResourceTracker:
@@ -104,6 +104,8 @@ class ResourceTracker:
                 self.tree = tree
             except OSError as exc:
                 self.support.reason = f"could not create {tree.base}: {exc}"
+            else:
+                stalecgroups.remove_stale(tree.base.parent, tree.base, cgroups.pid_namespace())
         self.manager.listeners.append(self.state_changed)
         self._log_mode()
 
@@ -114,9 +116,18 @@ class ResourceTracker:
                      self.support.reason)
             return
         enabled = ", ".join(self.tree.enabled) or "none"
+        enforcers: dict[str, list[str]] = {"kernel": [], "manager": [], "nobody": []}
+        for name, (controller, _file) in KERNEL_FILES.items():
+            if controller in self.tree.enabled:
+                enforcers["kernel"].append(f"{name}=")
+            elif name in MANAGER_ENFORCED:
+                enforcers["manager"].append(f"{name}=")
+            else:
+                enforcers["nobody"].append(f"{name}=")
         log.info("resource control: a cgroup per unit under %s; cgroup.kill %s; controllers enabled: %s; "
-                 "limits without their controller: MemoryMax= and TasksMax= by the manager, others by nobody",
-                 self.tree.base, "available" if self.support.has_kill else "missing", enabled)
+                 "limits enforced by the kernel: %s; by the manager: %s; by nobody: %s",
+                 self.tree.base, "available" if self.support.has_kill else "missing", enabled,
+                 *(", ".join(names) or "none" for names in enforcers.values()))
 
     def shutdown(self) -> None:
         self.watcher.stop()
@@ -137,6 +148,7 @@ class ResourceTracker:
         entry.memory_peak = 0
         entry.last_sample = entry.previous_sample = None
         entry.enforced_by = self._decide_enforcement(runtime.name, entry.settings)
+        entry.oom_kills_before = self._oom_kills(runtime.name)
         if entry.warned_unit is not runtime.unit:
             entry.warned_unit = runtime.unit
             for warning in self.load_warnings(entry):
@@ -205,6 +217,10 @@ class ResourceTracker:
     # -- state changes ------------------------------------------------------
 
     def state_changed(self, runtime: UnitRuntime) -> None:
+        if runtime.unit.kind == "service" and runtime.active_state is ActiveState.ACTIVATING \
+                and runtime.sub_state != "auto-restart":
+            # Read the new invocation's limits before its first spawn, so that sampling covers ExecStartPre=.
+            self._entry(runtime)  # type: ignore[arg-type]
         entry = self.units.get(runtime.name)
         if entry is None:
             return
@@ -220,43 +236,41 @@ class ResourceTracker:
         # KillMode=process and none leave the other processes running, as systemd does.
         kill_mode = runtime.unit.get("Service", "KillMode")
         kill_all = kill_mode in (None, "control-group", "mixed")
-        if runtime.sub_state == "stop-sigterm" and kill_mode in (None, "control-group"):
-            self._signal_untracked(runtime)
-        elif runtime.sub_state == "stop-sigkill" and kill_all:
+        if runtime.sub_state == "stop-sigkill" and kill_all:
             self.tree.kill(runtime.name)
         elif state in (ActiveState.INACTIVE, ActiveState.FAILED) or runtime.sub_state == "auto-restart":
-            self._note_kernel_oom(runtime, entry)
+            if runtime.result in ("signal", "success") and self.kernel_oom_killed(runtime):
+                # Only a process other than the main one was killed, or the exit came another way.
+                runtime.result = "oom-kill"
             self._release_cgroup(runtime.name, entry, kill=kill_all)
 
-    def _signal_untracked(self, runtime: UnitRuntime) -> None:
-        """Send KillSignal= to processes in the unit's cgroup that process tracking missed.
+    def _oom_kills(self, unit: str) -> int:
+        if self.tree is None:
+            return 0
+        return self.tree.read_keyed(unit, "memory.events").get("oom_kill", 0)
 
-        The stop sequence signals the processes it tracks. A daemon that left
-        the unit's session and cleared its environment is only found here.
+    def kernel_oom_killed(self, runtime: UnitRuntime) -> bool:
+        """Return whether the kernel's OOM killer killed a process of this invocation, and record the limit hit.
+
+        The service asks before it settles the result of its main process's
+        exit, so that the state change already says `oom-kill`. Covered by
+        tests/vm, which boots a kernel whose cgroup v2 hierarchy has the
+        memory controller.
         """
-        assert self.tree is not None
-        untracked = self.tree.pids(runtime.name) - runtime.members()
-        if not untracked:
-            return
-        kill_signal = runtime.unit.get("Service", "KillSignal") or signal.SIGTERM
-        log.info("%s: sending %s to %d process(es) found only in its cgroup", runtime.name,
-                 signal.Signals(kill_signal).name, len(untracked))
-        for pid in untracked:
-            for signum in (kill_signal, signal.SIGCONT):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signum)
-
-    def _note_kernel_oom(self, runtime: UnitRuntime, entry: UnitResources) -> None:
-        """Report a kill by the kernel's OOM killer inside the unit's cgroup as result `oom-kill`."""
-        # TODO: untested here: this machine's cgroup v2 hierarchy has no memory controller.
-        if self.tree is None or entry.cgroup is None or entry.enforced_by.get("MemoryMax") != "kernel":
-            return
-        kills = self.tree.read_keyed(runtime.name, "memory.events").get("oom_kill", 0)
-        if kills and runtime.result in ("signal", "success"):
-            runtime.result = "oom-kill"
-            entry.limit_hit = {"name": "MemoryMax", "value": entry.settings.memory_max, "observed": None,
-                               "enforced_by": "kernel", "action": f"the kernel killed {kills} process(es)",
-                               "time": time.time()}
+        entry = self.units.get(runtime.name)
+        if entry is None or self.tree is None or entry.cgroup is None \
+                or entry.enforced_by.get("MemoryMax") != "kernel":
+            return False
+        kills = self._oom_kills(runtime.name) - entry.oom_kills_before
+        if kills <= 0:
+            return False
+        entry.oom_kills_before += kills
+        entry.limit_hit = {"name": "MemoryMax", "value": entry.settings.memory_max, "observed": None,
+                           "enforced_by": "kernel", "action": f"the kernel killed {kills} process(es)",
+                           "time": time.time()}
+        log.warning("%s: the kernel's OOM killer killed %d process(es) at MemoryMax=%d (result oom-kill)",
+                    runtime.name, kills, entry.settings.memory_max)
+        return True
 
     def _release_cgroup(self, unit: str, entry: UnitResources, attempts: int = 40,
                         invocation: str | None = None, kill: bool = True) -> None:
@@ -287,16 +301,19 @@ class ResourceTracker:
 
     # -- figures ------------------------------------------------------------
 
-    def unit_pids(self, runtime: UnitRuntime) -> set[int]:
-        """Return the unit's processes: its cgroup's where it has one, else from process tracking.
+    def cgroup_pids(self, unit: str) -> set[int] | None:
+        """Return the pids in the unit's cgroup, or None when the unit has no cgroup.
 
         Every process of a unit with a cgroup was spawned into it, so
-        `cgroup.procs` is complete, and reading it costs far less than the
-        scan of /proc that process tracking needs.
+        `cgroup.procs` lists them all, also a daemon that left the unit's
+        session and cleared its environment, which process tracking misses.
         """
-        entry = self.units.get(runtime.name)
-        if self.tree is not None and entry is not None and entry.cgroup is not None:
-            return self.tree.pids(runtime.name)
+        entry = self.units.get(unit)
+        if self.tree is None or entry is None or entry.cgroup is None:
+            return None
+        return self.tree.pids(unit)
+
+    def unit_pids(self, runtime: UnitRuntime) -> set[int]:
         return runtime.members()
 
     def sample(self, runtime: UnitRuntime, detailed: bool = True) -> UnitSample:

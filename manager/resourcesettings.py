@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from unitmgr.units.limitvalues import parse_tasks_max
 from unitmgr.units.values import UnitValueError, parse_size_or_percent
 
 IO_CLASSES = {"realtime": 1, "best-effort": 2, "idle": 3}
@@ -74,20 +75,11 @@ def parse_memory(text: str) -> int | None:
 
 
 def parse_tasks(text: str) -> int | None:
-    stripped = text.strip()
-    if stripped == "infinity":
-        return None
-    if stripped.endswith("%"):
-        try:
-            percent = float(stripped[:-1])
-        except ValueError:
-            percent = -1.0
-        if not 0 < percent <= 100:
-            raise UnitValueError(f"Invalid TasksMax= percentage '{text}'; use a value above 0% up to 100%")
-        return max(1, int(system_tasks_limit() * percent / 100))
-    if not stripped.isdigit() or int(stripped) < 1:
-        raise UnitValueError(f"Invalid TasksMax= value '{text}'; use a number of tasks, N% or 'infinity'")
-    return int(stripped)
+    """Parse `TasksMax=` into a number of tasks, or None for infinity."""
+    value = parse_tasks_max(text)
+    if isinstance(value, float):
+        return max(1, int(system_tasks_limit() * value))
+    return value
 
 
 def parse_cpu_quota(text: str) -> float:

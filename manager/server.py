@@ -2,7 +2,13 @@
 from the manager's asyncio loop.
 
 Every request runs as its own task, so a slow command never delays another
-one. The handler is called as
+one. A client connection may have MAX_REQUESTS_PER_CLIENT requests in flight.
+Beyond that each further request gets a `busy` error at once without being run,
+so a client that sends without reading replies cannot fill the manager with
+tasks. The receive loop yields to the event loop after every message, so unit
+output, timers and other clients keep being served during a flood.
+Arguments are type-checked (manager/requestargs.py) before the handler is
+called as
 
     result = await handler(request, peer)
 
@@ -35,12 +41,17 @@ import zmq.asyncio
 from unitmgr.manager import protocol
 from unitmgr.manager.keys import KeyMaterial, write_atomic
 from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.requestargs import check_arguments
 from unitmgr.manager.zap import ZapAuthenticator
 
 log = logging.getLogger(__name__)
 
 # Maximum unix socket path length: sizeof(sun_path) on Linux minus the final NUL.
 MAX_SOCKET_PATH = 107
+# Requests one client connection may have running at once. The shell sends one
+# at a time and an event subscriber acks one window at a time, so 64 leaves
+# room for clients that pipeline.
+MAX_REQUESTS_PER_CLIENT = 64
 
 
 class ControlServerError(Exception):
@@ -100,6 +111,10 @@ class ControlServer:
         self._zap: ZapAuthenticator | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
+        # Running requests per client routing id, and the busy replies sent to
+        # each client since it last dropped below the limit.
+        self._in_flight: dict[bytes, int] = {}
+        self._busy_replies: dict[bytes, int] = {}
         self._bound: list[str] = []
         # Called when the server stops (the event hub cancels its producers).
         self.on_stop: list[Callable[[], None]] = []
@@ -145,6 +160,8 @@ class ControlServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._receiver = None
         self._requests.clear()
+        self._in_flight.clear()
+        self._busy_replies.clear()
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -229,6 +246,9 @@ class ControlServer:
                 log.error("control endpoint: receive failed: %s; still serving", exc)
                 continue
             await self._dispatch(frames)
+            # recv_multipart returns without suspending while messages are queued,
+            # so without this a flood of requests would starve every other task.
+            await asyncio.sleep(0)
 
     async def _dispatch(self, frames: list[zmq.Frame]) -> None:
         """Start a task for one request, or reply at once to a multi-frame message."""
@@ -245,9 +265,42 @@ class ControlServer:
                 None, protocol.BAD_REQUEST,
                 f"a request is one message frame, got {len(frames) - 1}"))
             return
+        running = self._in_flight.get(identity, 0)
+        if running >= MAX_REQUESTS_PER_CLIENT:
+            await self._reply_busy(peer, frames[1].bytes)
+            return
+        self._in_flight[identity] = running + 1
         task = asyncio.get_running_loop().create_task(self._serve(peer, frames[1].bytes))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
+        task.add_done_callback(lambda _: self._request_done(peer))
+
+    def _request_done(self, peer: Peer) -> None:
+        running = self._in_flight.get(peer.identity, 0) - 1
+        if running > 0:
+            self._in_flight[peer.identity] = running
+        else:
+            self._in_flight.pop(peer.identity, None)
+        rejected = self._busy_replies.pop(peer.identity, 0)
+        if rejected:
+            log.warning("client %s… is below the limit of %d requests in flight again; %d requests "
+                        "got a busy error", peer.key[:8], MAX_REQUESTS_PER_CLIENT, rejected)
+
+    async def _reply_busy(self, peer: Peer, data: bytes) -> None:
+        """Reply `busy` to a request over the client's limit, without running it."""
+        rejected = self._busy_replies.get(peer.identity, 0)
+        if rejected == 0:
+            log.warning("client %s… has %d requests in flight; replying busy to further requests "
+                        "until some finish", peer.key[:8], MAX_REQUESTS_PER_CLIENT)
+        self._busy_replies[peer.identity] = rejected + 1
+        try:
+            request_id = protocol.decode_request(data).id
+        except protocol.ProtocolError as exc:
+            request_id = exc.details.get("id")
+        await self._send(peer, protocol.reply_error(
+            request_id, protocol.BUSY,
+            f"too many requests in flight: this connection already has "
+            f"{MAX_REQUESTS_PER_CLIENT} running, the limit; wait for their replies before sending more"))
 
     async def _serve(self, peer: Peer, data: bytes) -> None:
         request_id: Any = None
@@ -259,6 +312,7 @@ class ControlServer:
                 )
             request = protocol.decode_request(data)
             request_id = request.id
+            request = check_arguments(request)
             # This task's own context: commands such as `subscribe` read the peer from it.
             current_peer.set(peer)
             result = await self.handler(request, peer)
@@ -276,6 +330,15 @@ class ControlServer:
             reply = protocol.reply_error(request_id, exc.code, exc.message)
             if details:
                 reply["error"]["details"] = details
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the server is stopping
+            # A task the handler awaited was canceled, not this request, so it still gets a reply.
+            log.error("request id=%r from client %s… failed: a task it waited for was canceled",
+                      request_id, peer.key[:8])
+            reply = protocol.reply_error(request_id, protocol.INTERNAL,
+                                         "internal error in the manager; see its log")
         except Exception:
             log.exception("request failed: client=%s… request=%r", peer.key[:8], data[:200])
             reply = protocol.reply_error(request_id, protocol.INTERNAL,

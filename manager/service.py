@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import processes
+from unitmgr.manager.crashloop import CrashLoopCounter
 from unitmgr.manager.environment import EnvironmentFileError
 from unitmgr.manager.killing import ProcessSet
+from unitmgr.manager.logformat import STDERR
 from unitmgr.manager.mainpid import ExitWatch, PIDFileError, guess_main_pid, pid_file_path, wait_pid_file
 from unitmgr.manager.output import StdioTargets, open_stdio
 from unitmgr.manager.reaper import ExitStatus
@@ -42,6 +44,7 @@ from unitmgr.manager.servicenotify import NOTIFY_TYPES, Watchdog, notify_access
 from unitmgr.manager.servicestop import StopSequence, kill_leftovers
 from unitmgr.manager.spawn import SpawnError, SpawnSpec, parse_helper_status, spawn
 from unitmgr.manager.states import (
+    EXIT_STATUS_NAMES,
     ActiveState,
     ExitCause,
     classify_exit,
@@ -139,6 +142,9 @@ class ServiceRuntime(UnitRuntime):
         self.control_pids: set[int] = set()
         self.control_records: list[ControlRecord] = []
         self.n_restarts = 0
+        self.crash_loop = CrashLoopCounter()
+        # The crash-loop floor that lengthened the pending restart's delay (0: none).
+        self.crash_loop_delay = 0.0
         self.invocation_id = ""
         self.roots: set[int] = set()
         self.status_text = ""
@@ -197,6 +203,7 @@ class ServiceRuntime(UnitRuntime):
         self._cancel_restart()
         if not automatic:
             self.n_restarts = 0
+            self.crash_loop.reset()
         skipped = self.check_conditions()
         if skipped:
             return skipped
@@ -207,6 +214,7 @@ class ServiceRuntime(UnitRuntime):
             self.set_state(ActiveState.FAILED, "failed", result="start-limit-hit")
             return "failed"
         self.start_times.append(time.time())
+        self.crash_loop.run_started(time.monotonic())
         self._begin_invocation()
         self._monitor_env, self.monitor_env = self.monitor_env, {}
         deadline = Deadline(self.setting("TimeoutStartSec"))
@@ -214,7 +222,9 @@ class ServiceRuntime(UnitRuntime):
         try:
             await deadline.run(self._start_sequence())
         except TimeoutError:
-            log.warning("%s: start timed out after TimeoutStartSec=%gs", self.name, deadline.seconds)
+            if self.forced_result is None:
+                log.warning("%s: start timed out after TimeoutStartSec=%gs", self.name, deadline.seconds)
+            # Otherwise kill_for_result() ended the start, and _after_failed_start() reports its result.
             failure = StartFailed("timeout", ExitCause.TIMEOUT)
         except StartFailed as exc:
             failure = exc
@@ -335,12 +345,12 @@ class ServiceRuntime(UnitRuntime):
         if helper_fd is None:
             return
         if wait_exec:
-            failure = await self._read_helper_status(helper_fd)
+            failure = await self._read_helper_status(helper_fd, pid)
             if failure is not None and self.main_exited is not None:
                 status = await self.main_exited
                 raise StartFailed("exit-code", ExitCause.UNCLEAN_CODE, status)
         else:
-            asyncio.ensure_future(self._read_helper_status(helper_fd))
+            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
 
     async def _wait_ready(self) -> None:
         """Wait for READY=1. An exit before it fails the start, with Result=protocol if the exit was clean."""
@@ -369,7 +379,7 @@ class ServiceRuntime(UnitRuntime):
         for command in self.setting("ExecStart"):
             pid, helper_fd = self._spawn("ExecStart", command, main=True)
             if helper_fd is not None:
-                asyncio.ensure_future(self._read_helper_status(helper_fd))
+                asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
             assert self.main_exited is not None
             status = await self.main_exited
             cause = classify_exit(status, "oneshot", self.setting("SuccessExitStatus"))
@@ -383,7 +393,7 @@ class ServiceRuntime(UnitRuntime):
             raise StartFailed("resources", ExitCause.UNCLEAN_CODE)
         pid, helper_fd = self._spawn("ExecStart", commands[0], main=True)
         if helper_fd is not None:
-            asyncio.ensure_future(self._read_helper_status(helper_fd))
+            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
         assert self.main_exited is not None
         status = await self.main_exited
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
@@ -418,8 +428,8 @@ class ServiceRuntime(UnitRuntime):
         self.roots.add(pid)
         self._track_main(pid)
 
-    async def _read_helper_status(self, fd: int) -> str | None:
-        """Wait for the exec helper's verdict: None once the exec succeeded."""
+    async def _read_helper_status(self, fd: int, pid: int) -> str | None:
+        """Wait for the verdict of process `pid` on its status pipe: None once the exec succeeded."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         chunks: list[bytes] = []
@@ -441,8 +451,20 @@ class ServiceRuntime(UnitRuntime):
         if not data:
             return None
         code, reason = parse_helper_status(data)
-        log.error("%s: could not start: %s (status=%d)", self.name, reason, code)
+        self._log_start_failure(f"process {pid} could not start: {reason}", code)
         return reason
+
+    def _log_start_failure(self, message: str, code: int) -> None:
+        """Log why a process could not start, in the manager's log and in the unit's own log.
+
+        The unit's log is where `logs` and `status` look, and the process
+        itself may have had no way to write there.
+        """
+        name = EXIT_STATUS_NAMES.get(code, "")
+        text = f"{message} (status={code}/{name})"
+        log.error("%s: %s", self.name, text)
+        # pid 0: the line comes from the manager, not from a process of the unit.
+        self.manager.logs.writer(self.name).write(f"{text}\n".encode("utf-8", "replace"), STDERR, 0)
 
     async def run_control(
         self, setting: str, command: ExecCommand, extra_env: dict[str, str] | None = None
@@ -455,7 +477,7 @@ class ServiceRuntime(UnitRuntime):
                 return None
             raise
         if helper_fd is not None:
-            asyncio.ensure_future(self._read_helper_status(helper_fd))
+            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
         record = ControlRecord(pid, setting, command.source or " ".join(command.words))
         self.control_records.append(record)
         self.control_pids.add(pid)
@@ -529,7 +551,7 @@ class ServiceRuntime(UnitRuntime):
             spawned = spawn(spec, self.manager.cwd)
         except SpawnError as exc:
             stdio.failed()
-            log.error("%s: %s= could not start %s: %s", self.name, setting, path, exc)
+            self._log_start_failure(f"{setting}= {exc}", exc.exit_code)
             return self._spawn_failed(main, ExitStatus(0, "exited", exc.exit_code))
         stdio.started(spawned.pid)
         self.roots.add(spawned.pid)
@@ -606,6 +628,9 @@ class ServiceRuntime(UnitRuntime):
         if self.forced_result is not None:
             result, cause = self.forced_result
             self.forced_result = None
+        elif result in ("signal", "success") and self.manager.resources is not None \
+                and self.manager.resources.kernel_oom_killed(self):
+            result = "oom-kill"
         self.main_pid = 0
         self.watchdog.disarm()
         if self.setting("ExitType") == "cgroup" and self.forced_result is None and self.members():
@@ -667,13 +692,16 @@ class ServiceRuntime(UnitRuntime):
         asyncio.ensure_future(wait())
 
     def kill_for_result(self, result: str, cause: ExitCause, signum: int = signal.SIGKILL) -> None:
-        """End a running service on the manager's own decision (a limit, a watchdog).
+        """End a running or activating service on the manager's own decision (a limit, a watchdog).
 
         Every process of the unit gets `signum`; the main process's exit is
         then handled with `result` and `cause` instead of its exit status, so
-        Restart= applies as systemd's table says for that cause.
+        Restart= applies as systemd's table says for that cause. A start in
+        progress ends at once and fails with `result`.
         """
-        if self.active_state is not ActiveState.ACTIVE or not self.main_pid:
+        activating = self.active_state is ActiveState.ACTIVATING and self.sub_state != "auto-restart"
+        running = self.active_state in (ActiveState.ACTIVE, ActiveState.RELOADING) and self.main_pid
+        if not activating and not running:
             return
         log.warning("%s: killing main process %d and the rest of the unit (result %s)",
                     self.name, self.main_pid, result)
@@ -682,6 +710,8 @@ class ServiceRuntime(UnitRuntime):
         procs.add(self.members())
         procs.signal(signum)
         procs.close()
+        if activating and self.deadline is not None:
+            self.deadline.expire()
 
     async def _handle_exit(self, result: str, cause: ExitCause, status: ExitStatus | None) -> str:
         if self.active_state in (ActiveState.INACTIVE, ActiveState.FAILED) or self.sub_state == "auto-restart":
@@ -691,12 +721,21 @@ class ServiceRuntime(UnitRuntime):
         return "done"
 
     def members(self) -> set[int]:
-        table = processes.process_table()
-        return processes.unit_members(table, self.roots, self.roots, self.invocation_id, os.getpid())
+        """Return the unit's live pids: its cgroup's where it has one, else those processes.py finds."""
+        resources = getattr(self.manager, "resources", None)
+        in_cgroup = resources.cgroup_pids(self.name) if resources is not None else None
+        if in_cgroup is not None:
+            # A process spawned a moment ago may still be on its way into the cgroup (cgroupjoin.py).
+            return in_cgroup | {pid for pid in self.roots if processes.is_running(pid)}
+        return processes.find_members(self.roots, self.invocation_id, os.getpid(), self.manager.reaper.is_watched)
 
     # -- after a stop -----------------------------------------------------
 
     async def _after_failed_start(self, failure: StartFailed) -> str:
+        if self.forced_result is not None:
+            result, cause = self.forced_result
+            self.forced_result = None
+            failure = StartFailed(result, cause, failure.status)
         mode = "terminate"
         if failure.cause is ExitCause.TIMEOUT:
             mode = self.setting("TimeoutStartFailureMode") or "terminate"
@@ -738,9 +777,28 @@ class ServiceRuntime(UnitRuntime):
         self.n_restarts += 1
         delay = restart_delay(self.n_restarts, self.setting("RestartSec"),
                               self.setting("RestartSteps") or 0, self.setting("RestartMaxDelaySec") or float("inf"))
+        delay = self._damp_crash_loop(delay)
         self.set_state(ActiveState.ACTIVATING, "auto-restart", result=result)
         log.info("%s: scheduled restart job in %gs, restart counter is at %d", self.name, delay, self.n_restarts)
         self._restart_task = asyncio.ensure_future(self._restart_after(delay))
+
+    def _damp_crash_loop(self, delay: float) -> float:
+        """Count the run that just ended and return `delay` raised to the crash-loop floor (crashloop.py)."""
+        policy = self.manager.config.crash_loop
+        previous = self.crash_loop.quick_exits
+        self.crash_loop.run_ended(time.monotonic(), policy)
+        quick_exits = self.crash_loop.quick_exits
+        floor = policy.floor(quick_exits)
+        pid = self.main_exit.pid if self.main_exit is not None else self._last_control_pid()
+        if quick_exits == 0 and policy.floor(previous) > 0:
+            log.info("%s: process %d ran for %gs or longer, so crash-loop damping ends after %d quick exits",
+                     self.name, pid, policy.quick_exit_sec, previous)
+        elif quick_exits == policy.burst + 1 and floor > 0:
+            log.warning("%s: process %d exited within %gs of the start, %d runs in a row, so restarts wait "
+                        "at least %gs, doubling up to CrashLoopMaxDelaySec=%gs (crash-loop damping)",
+                        self.name, pid, policy.quick_exit_sec, quick_exits, floor, policy.max_delay)
+        self.crash_loop_delay = floor if floor > delay else 0.0
+        return max(delay, floor)
 
     async def _restart_after(self, delay: float) -> None:
         if delay > 0:
@@ -757,8 +815,18 @@ class ServiceRuntime(UnitRuntime):
     def restart_pending(self) -> bool:
         return self._restart_task is not None
 
+    def _last_control_pid(self) -> int:
+        return self.control_records[-1].pid if self.control_records else 0
+
+    def _crash_loop_status(self) -> dict[str, Any] | None:
+        """Return the `crash_loop` field of status, which is set while crash-loop damping delays the pending restart."""
+        if not self.restart_pending or not self.crash_loop_delay:
+            return None
+        return {"delay": self.crash_loop_delay, "quick_exits": self.crash_loop.quick_exits}
+
     def reset_failed(self) -> None:
         self.start_limit.reset()
+        self.crash_loop.reset()
         if self.active_state is ActiveState.FAILED:
             self.set_state(ActiveState.INACTIVE, "dead", result="success")
 
@@ -775,6 +843,7 @@ class ServiceRuntime(UnitRuntime):
             status_text=self.status_text,
             status_errno=self.status_errno,
             n_restarts=self.n_restarts,
+            crash_loop=self._crash_loop_status(),
             invocation_id=self.invocation_id,
             start_times=self.start_times[-50:],
             service_type=self.service_type,

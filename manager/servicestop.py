@@ -233,8 +233,11 @@ async def kill_leftovers(service: ServiceRuntime, session: int) -> None:
     """SIGKILL what a finished control command left running in its session."""
     if service.setting("KillMode") in ("process", "none"):
         return
-    table = processes.process_table()
-    leftovers = [info.pid for info in table.values() if info.sid == session and info.pid != service.main_pid]
+    leftovers = []
+    for pid in service.members():
+        info = processes.read_stat(pid)
+        if info is not None and info.sid == session and pid != service.main_pid:
+            leftovers.append(pid)
     if not leftovers:
         return
     procs = ProcessSet(service.manager.loop, service.name)

@@ -5,10 +5,14 @@ stderr on the descriptors the caller gives, the default disposition for every
 signal (SIGPIPE ignored when IgnoreSIGPIPE=yes, as systemd does) and an empty
 signal mask. `os.posix_spawn` is the fast path. When the unit needs an
 attribute posix_spawn cannot set (working directory, umask, rlimits, nice,
-CPU affinity, I/O priority, OOM score adjustment, a cgroup to enter before
-exec), the spawn goes through `exechelper.py`, which applies them and then
-execs.
-Neither path uses fork() in this multi-threaded process, and neither leaves a
+CPU affinity, I/O priority, OOM score adjustment), the spawn goes through
+`exechelper.py`, a Python interpreter (about 10 ms) that applies them and
+then execs.
+A cgroup alone does not need the helper: /bin/sh writes 0 to the unit's
+`cgroup.procs`, which moves the shell itself, and then execs the program
+(cgroupjoin.py). The program never runs outside its cgroup, so it cannot
+fork there either.
+No path uses fork() in this multi-threaded process, and none leaves a
 Popen object whose cleanup could steal an exit status from the reaper.
 """
 
@@ -21,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unitmgr.manager import cgroupjoin
 from unitmgr.manager.descriptors import seal_inherited
 
 HELPER = str(Path(__file__).with_name("exechelper.py"))
@@ -70,6 +75,7 @@ class SpawnSpec:
     stdin_fd: int | None = None
 
     def needs_helper(self, manager_cwd: str) -> bool:
+        """Return whether an attribute other than the cgroup needs exechelper.py."""
         return bool(
             (self.cwd and self.cwd != manager_cwd)
             or self.umask is not None
@@ -78,7 +84,6 @@ class SpawnSpec:
             or self.cpu_affinity
             or self.io_class is not None
             or self.oom_score_adjust is not None
-            or self.cgroup
             or self.listen_pid
             or self.watchdog_pid
         )
@@ -87,7 +92,7 @@ class SpawnSpec:
 @dataclass
 class Spawned:
     pid: int
-    # Read end of the helper's status pipe: EOF means the exec succeeded,
+    # Read end of the status pipe of exechelper.py or the joining shell: EOF means the exec succeeded,
     # data means a setup step failed. None on the posix_spawn path, where
     # exec failures raise at once.
     status_fd: int | None
@@ -128,10 +133,14 @@ def _ensure_sigpipe_ignored() -> None:
 def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
     """Start `spec`'s program and return its pid; raise SpawnError if it cannot run at all."""
     _ensure_sigpipe_ignored()
-    seal_inherited()  # descriptors.py: nothing but stdio and passed sockets reaches the unit
+    _seal_once()
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if spec.needs_helper(manager_cwd):
+        if spec.needs_helper(manager_cwd) or (spec.cgroup and not cgroupjoin.can_join(spec)):
+            return _spawn_with_helper(spec, devnull)
+        if spec.cgroup:
+            if cgroupjoin.check_executable(spec.path):
+                return _spawn_with_shell(spec, devnull)
             return _spawn_with_helper(spec, devnull)
         try:
             pid = os.posix_spawn(
@@ -148,6 +157,45 @@ def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
         return Spawned(pid, None)
     finally:
         os.close(devnull)
+
+
+_sealed = False
+
+
+def _seal_once() -> None:
+    """Make inherited descriptors close-on-exec before the first spawn (descriptors.py).
+
+    Once is enough: every descriptor Python, libzmq and the manager open later
+    is close-on-exec already (PEP 446), so only those inherited at start-up
+    lack the flag.
+    """
+    global _sealed
+    if not _sealed:
+        seal_inherited()
+        _sealed = True
+
+
+def _spawn_with_shell(spec: SpawnSpec, devnull: int) -> Spawned:
+    assert spec.cgroup is not None
+    status_read, status_write = os.pipe()
+    status_fd_in_child = 3 + len(spec.pass_fds)
+    try:
+        pid = os.posix_spawn(
+            cgroupjoin.SHELL,
+            cgroupjoin.shell_argv(spec, status_fd_in_child),
+            spec.env,
+            file_actions=_file_actions(spec, devnull, [status_write]),
+            setsid=True,
+            setsigmask=(),
+            setsigdef=_sigdef(spec),
+        )
+    except OSError as exc:
+        os.close(status_read)
+        raise SpawnError(f"could not start {cgroupjoin.SHELL} to join the cgroup: {exc.strerror}",
+                         cgroupjoin.EXIT_CGROUP, exc.errno) from None
+    finally:
+        os.close(status_write)
+    return Spawned(pid, status_read)
 
 
 def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
@@ -212,4 +260,4 @@ def parse_helper_status(data: bytes) -> tuple[int, str]:
     if len(parts) < 4 or not parts[0].isdigit():
         return 203, text or "unknown failure"
     code, step, _errno, reason = parts
-    return int(code), f"{step}: {reason}"
+    return int(code), f"{step} failed: {reason.strip()}"

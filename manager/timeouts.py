@@ -25,7 +25,7 @@ def effective_timeout(seconds: float | None) -> float:
 
 
 class Deadline:
-    """The time limit of one phase, which `extend()` moves later but never earlier."""
+    """The time limit of one phase. `extend()` moves it later but never earlier, and `expire()` ends it now."""
 
     def __init__(self, seconds: float | None):
         self.seconds = effective_timeout(seconds)
@@ -37,6 +37,11 @@ class Deadline:
         if candidate > self.limit:
             self.limit = candidate
             self._changed.set()
+
+    def expire(self) -> None:
+        """End the phase now, so that `run()` cancels what it awaits and raises TimeoutError."""
+        self.limit = time.monotonic()
+        self._changed.set()
 
     def expired(self) -> bool:
         return time.monotonic() >= self.limit

@@ -31,6 +31,13 @@ class Job:
 
 
 class UnitRuntime:
+    # Slots keep these out of the subclasses' __dict__: CPython 3.11 shares the keys
+    # of instance dicts only up to 30 attributes, and ServiceRuntime has more than
+    # that in all, which made each service's __dict__ about 1.6 KB.
+    __slots__ = ("manager", "unit", "name", "active_state", "previous_active_state", "sub_state",
+                 "result", "state_change_time", "active_enter_time", "job", "condition_failures",
+                 "changed_on_disk", "restarting", "stop_requests", "monitor_env", "file_stamps")
+
     def __init__(self, manager: Manager, unit: Unit):
         self.manager = manager
         self.unit = unit
@@ -58,6 +65,7 @@ class UnitRuntime:
         self.unit = unit
         self.changed_on_disk = False
         self.file_stamps = file_stamps(unit, self.manager.unit_dirs)
+        self.manager.reverse_deps.update(self)
 
     def check_changed_on_disk(self) -> bool:
         """Whether the unit's files changed since they were loaded (then `daemon-reload` is due)."""

@@ -2,7 +2,8 @@
 
 Used by `unitsh -c`, so it imports neither asyncio (nor zmq.asyncio or
 zmq.utils.monitor, which import it) nor prompt_toolkit nor paramiko: start-up
-time is what a one-shot command pays.
+time is what a one-shot command pays. For the same reason `logging` and
+`socket` are imported only on the paths that log or probe a control socket.
 
 When the CURVE handshake fails, libzmq (4.3.5) does not fail a send or a
 receive: it retries the connection or keeps waiting. The client therefore
@@ -21,23 +22,21 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
-import socket
 import struct
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
 from unitmgr.manager import keys as keyfiles
 from unitmgr.manager import protocol
+from unitmgr.manager.lazylog import LazyLogger
 from unitmgr.manager.paths import Paths, resolve
 from zmq.utils import z85
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 _MONITOR_EVENTS = (
     zmq.EVENT_CONNECTED
@@ -87,6 +86,8 @@ def no_manager_error(socket_path: Path, reason: str = "") -> ClientError:
 
 def probe_unix_socket(path: Path) -> None:
     """Raise ClientError("no-manager") unless something accepts connections on `path`."""
+    import socket
+
     if not path.exists():
         raise no_manager_error(path)
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -113,11 +114,14 @@ def read_endpoint_key(paths: Paths) -> bytes:
         return keyfiles.load_server_public(paths)
 
 
-@dataclass
 class _Subscription:
-    window: int
-    seq: int = 0  # the highest sequence number read
-    acked: int = 0  # the highest sequence number acknowledged
+    # A plain class, so that `unitsh -c` does not import dataclasses.
+    __slots__ = ("window", "seq", "acked")
+
+    def __init__(self, window: int):
+        self.window = window
+        self.seq = 0  # the highest sequence number read
+        self.acked = 0  # the highest sequence number acknowledged
 
 
 class Client:
@@ -131,8 +135,12 @@ class Client:
         connect_timeout: float = 2.0,
         *,
         client_pub_file: str = DEFAULT_CLIENT_PUB,
+        local_socket: Path | None = None,
     ):
+        """`local_socket`: the unix socket behind an ipc:// endpoint, probed when the
+        connection is refused so that the error can tell a stale socket."""
         self.endpoint = endpoint
+        self.local_socket = local_socket
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.client_pub_file = client_pub_file
@@ -166,17 +174,22 @@ class Client:
         Raise ClientError("no-manager") at once when no manager runs, and
         ClientError("unauthorized") when the client key files are missing or unsafe."""
         paths = paths or resolve()
-        probe_unix_socket(paths.control_socket)
+        # A missing socket is checked here, a stale one only when ZeroMQ's connection
+        # is refused (see _on_event), so that a working connection skips the probe.
+        if not paths.control_socket.exists():
+            raise no_manager_error(paths.control_socket)
         try:
             server_public = read_endpoint_key(paths)
             pair = keyfiles.load_client_keys(paths)
         except keyfiles.KeyFileError as exc:
+            probe_unix_socket(paths.control_socket)  # "no manager" explains more than the keys
             raise ClientError(
                 "unauthorized", f"cannot use the local keys: {exc}"
             ) from None
         return cls(
             paths.control_endpoint, server_public, pair.public, pair.secret, timeout=timeout,
             client_pub_file=str(keyfiles.key_files(paths, "client")[1]),
+            local_socket=paths.control_socket,
         )
 
     def _setup_socket(self, server_public: bytes, public: bytes, secret: bytes) -> zmq.Socket:
@@ -422,6 +435,11 @@ class Client:
         elif event == zmq.EVENT_CONNECT_RETRIED and not self._ever_ready:
             # Refused on the first attempt: nothing listens there. Later refusals
             # (a manager restarting) are waited out until connect_timeout.
+            if self.local_socket is not None:
+                # Raises the stale-socket or permission error. When the socket
+                # accepts connections now, ZeroMQ's next attempt will connect.
+                probe_unix_socket(self.local_socket)
+                return
             raise ClientError(
                 "no-manager",
                 f"nothing accepts connections at {self.endpoint}; is a unitmgr manager "

@@ -20,7 +20,6 @@ from unitmgr.shell.commandspec import (
     Positional,
     UsageError,
 )
-from unitmgr.shell.follow import run_logs
 from unitmgr.shell.top import TOP_COMMAND
 from unitmgr.shell.unitfiles import UNIT_FILE_COMMANDS
 
@@ -139,8 +138,13 @@ def _show_list(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 
 
 def _show_logs(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    from unitmgr.shell.logpages import omitted_notice
+
     mode = inv.option("output") or "short"
     records = result.get("records", [])
+    notice = omitted_notice(result, following=False)
+    if notice:
+        ctx.out.error(notice)
     host = ctx.session.host if mode.startswith("short") and records else ""
     render.logs(ctx.out, records, mode, host)
 
@@ -196,6 +200,19 @@ def _jobs_exit(inv: Invocation, result: dict[str, Any]) -> int:
 
 
 # -- commands the shell runs itself --------------------------------------------
+
+def _run_logs(ctx: Context, inv: Invocation) -> int:
+    # follow.py is imported here, so that other one-shot commands do not load it.
+    from unitmgr.shell.follow import run_logs
+
+    return run_logs(ctx, inv)
+
+
+def _run_status(ctx: Context, inv: Invocation) -> int:
+    from unitmgr.shell.systemstatus import run_status
+
+    return run_status(ctx, inv)
+
 
 def _run_help(ctx: Context, inv: Invocation) -> int:
     from unitmgr.shell import helptext
@@ -309,7 +326,8 @@ COMMANDS: tuple[Command, ...] = (
                  Option(("--no-pager",), "no_pager", "accepted for systemctl habits; unitsh never pages"),
                  Option(("-l", "--full"), "full", "accepted for systemctl habits; lines are never cut")),
         control="status", build_args=_status_args, show=_show_status,
-        exit_status=_status_exit, not_found_status=exitcodes.NO_SUCH_UNIT),
+        exit_status=_status_exit, not_found_status=exitcodes.NO_SUCH_UNIT,
+        run_local=_run_status),  # without a unit: the manager's summary, shell/systemstatus.py
     _job_command("start", "start units and wait until they are started"),
     _job_command("stop", "stop units and wait until they are stopped"),
     _job_command("restart", "stop and start units (start them if they are not running)"),
@@ -319,7 +337,7 @@ COMMANDS: tuple[Command, ...] = (
         positional=_UNITS_REQUIRED,
         options=(
             Option(("-s", "--signal"), "signal", "the signal, as a name (TERM, SIGHUP) or a number "
-                   "(default TERM)", metavar="SIGNAL"),
+                   "(default TERM)", metavar="SIGNAL", complete="signals"),
             Option(("--kill-whom",), "whom", "which processes: main, control or all (default all)",
                    metavar="WHOM", choices=("main", "control", "all")),
         ),
@@ -368,7 +386,7 @@ COMMANDS: tuple[Command, ...] = (
                    choices=("stdout", "stderr")),
         ),
         control="logs", build_args=_logs_args, show=_show_logs,
-        run_local=run_logs,  # -f subscribes to the log event stream: shell/follow.py
+        run_local=_run_logs,  # -f subscribes to the log event stream: shell/follow.py
         description="Formats: short (journalctl's default), short-precise (with "
                     "microseconds), cat (text only), json (one object per line), raw "
                     "(the exact bytes the unit wrote)."),

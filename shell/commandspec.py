@@ -5,14 +5,16 @@ arguments, options, help, the control command it sends, how its result is
 shown and which exit status it gives. `commands.py` contains the registry;
 parsing, help, completion and documentation are derived from it here and in
 `helptext.py` and `completion.py`.
+
+The declarations are NamedTuples, not dataclasses, so that `unitsh -c` does
+not import dataclasses (with inspect and ast) at every start.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from unitmgr.shell.context import Context
@@ -30,8 +32,7 @@ class NotAvailableError(UsageError):
     status = 1
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     flags: tuple[str, ...]  # e.g. ("-n", "--lines")
     dest: str
     help: str
@@ -42,21 +43,20 @@ class Option:
     default: Any = None
     repeat: bool = False  # the option may be given several times; values are collected
     unavailable: str = ""  # non-empty while the option is not implemented: the message
+    complete: str = ""  # "signals": what completion offers, when not `choices` or `suggestions`
 
     @property
     def takes_value(self) -> bool:
         return bool(self.metavar)
 
 
-@dataclass(frozen=True)
-class Positional:
+class Positional(NamedTuple):
     metavar: str  # "UNIT", "COMMAND"
     arity: str  # "?", "*" or "+", as argparse's nargs
     complete: str = ""  # "units" or "commands": what completion offers
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(NamedTuple):
     """One parsed command: its Command, positional words and option values."""
 
     command: Command
@@ -67,8 +67,7 @@ class Invocation:
         return self.options.get(dest)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     name: str
     summary: str
     positional: Positional | None = None
@@ -82,8 +81,6 @@ class Command:
     not_found_status: int = 1  # exit status when the manager replies unit-not-found
     timeout: float | None = None  # reply timeout in seconds; None for the client's default
     description: str = ""  # extra paragraphs for `help CMD`
-    parser_cache: dict[str, argparse.ArgumentParser] = field(
-        default_factory=dict, compare=False, repr=False)
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -100,11 +97,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message or 'invalid arguments'}")
 
 
+# Parsers already built, by id() of their Command. Each entry keeps its Command
+# alive, so that an id is not reused while its entry exists.
+_PARSERS: dict[int, tuple[Command, argparse.ArgumentParser]] = {}
+
+
 def build_parser(command: Command) -> argparse.ArgumentParser:
     """Return (and cache) the argparse parser for one command."""
-    cached = command.parser_cache.get("parser")
-    if cached is not None:
-        return cached
+    cached = _PARSERS.get(id(command))
+    if cached is not None and cached[0] is command:
+        return cached[1]
     parser = _Parser(prog=command.name, add_help=False, allow_abbrev=False)
     if command.positional:
         parser.add_argument("args", nargs=command.positional.arity,
@@ -122,8 +124,34 @@ def build_parser(command: Command) -> argparse.ArgumentParser:
             if option.repeat:
                 kwargs["action"] = "append"
         parser.add_argument(*option.flags, **kwargs)
-    command.parser_cache["parser"] = parser
+    _PARSERS[id(command)] = (command, parser)
     return parser
+
+
+def _plain_values(command: Command, words: list[str]) -> dict[str, Any] | None:
+    """Return what argparse would parse from `words` when none is an option and their
+    number suits the command, else None.
+
+    Most commands are names without options (`status web`), and for them this
+    skips building an argparse parser, whose gettext look-ups are a noticeable
+    part of a one-shot `unitsh -c`."""
+    if any(word.startswith("-") for word in words):
+        return None
+    values: dict[str, Any] = {
+        option.dest: option.default if option.takes_value else False
+        for option in command.options}
+    positional = command.positional
+    if positional is None:
+        return None if words else values
+    if positional.arity == "?":
+        if len(words) > 1:
+            return None
+        values["args"] = words[0] if words else None
+    elif positional.arity == "+" and not words:
+        return None
+    else:
+        values["args"] = list(words)
+    return values
 
 
 def parse_words(registry: dict[str, Command], words: list[str]) -> Invocation:
@@ -138,8 +166,9 @@ def parse_words(registry: dict[str, Command], words: list[str]) -> Invocation:
         raise UsageError(f"unknown command '{words[0]}'; run 'help' to list the commands")
     if "-h" in words[1:] or "--help" in words[1:]:
         return Invocation(registry["help"], [command.name], {})
-    namespace = build_parser(command).parse_args(words[1:])
-    values = vars(namespace)
+    values = _plain_values(command, words[1:])
+    if values is None:
+        values = vars(build_parser(command).parse_args(words[1:]))
     args = values.pop("args", None)
     if args is None:
         args = []

@@ -1,8 +1,9 @@
 """Tab completion for the interactive shell, derived from the command registry.
 
 It completes command names, option flags, option values with fixed choices,
-command names after `help`, and unit names from a callable that must return
-at once (the interactive shell passes a cache refreshed in the background).
+signal names after `kill -s`, command names after `help`, and unit names
+from a callable that must return at once (the interactive shell passes a
+cache refreshed in the background).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from unitmgr.shell.commandspec import Command, Option
+from unitmgr.shell.statusnames import signal_names
 
 
 class ShellCompleter(Completer):
@@ -78,10 +80,22 @@ def _flags(command: Command, current: str) -> Iterator[Completion]:
                 yield Completion(flag, start_position=-len(current), display_meta=meta)
 
 
+def _values(option: Option, current: str) -> Iterable[str]:
+    if option.choices or option.suggestions:
+        return option.choices or option.suggestions
+    if option.complete == "signals":
+        names = signal_names()
+        # "SIGT" completes to SIGTERM, "T" to TERM: the manager accepts both spellings.
+        if current.startswith("SIG") or "SIG".startswith(current):
+            return names
+        return [name.removeprefix("SIG") for name in names]
+    return ()
+
+
 def _choices(option: Option, current: str, prefix: str,
              replace: int | None = None) -> Iterator[Completion]:
     start = -(len(current) if replace is None else replace)
-    for choice in option.choices or option.suggestions:
+    for choice in _values(option, current):
         if choice.startswith(current):
             yield Completion(prefix + choice, start_position=start, display=choice,
                              display_meta=option.metavar.lower())

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.shell import render
+from unitmgr.shell.logpages import fetch_logs, omitted_notice
 
 if TYPE_CHECKING:
     from unitmgr.shell.client import Client
@@ -52,6 +53,9 @@ def follow_logs(
     result = client.subscribe(["log"], list(args.get("units") or []),
                               **{k: v for k, v in follow.items() if k != "streams"})
     try:
+        notice = omitted_notice(result, following=True)
+        if notice:
+            out.error(notice)
         _show(out, result.get("records", []), mode, host)
         while not stop():
             # A short timeout, so that `stop` is checked while nothing arrives.
@@ -89,7 +93,8 @@ def run_logs(ctx: Context, inv: Invocation) -> int:
     mode = "json" if ctx.json else inv.option("output") or "short"
     if not inv.option("follow"):
         try:
-            result = ctx.session.request("logs", args)
+            # Pages of older lines are fetched until every selected line is here.
+            result = fetch_logs(ctx.session.request, args, keep_text=mode != "raw")
         except RemoteError as err:
             return runner.report_remote_error(ctx, inv, err)
         if ctx.json:

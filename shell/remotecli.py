@@ -17,12 +17,13 @@ from unitmgr.manager.paths import Paths
 from unitmgr.shell import exitcodes
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_REMOTE_COMMAND = "unitmgr"
 
 
 def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that only matter with HOST arguments."""
     parser.add_argument(
-        "--remote-command", default="unitmgr", metavar="COMMAND",
+        "--remote-command", default=DEFAULT_REMOTE_COMMAND, metavar="COMMAND",
         help="SSH: how to run unitmgr on the hosts, for one that is not on the remote PATH "
              "(e.g. ~/venv/bin/unitmgr); the remote shell runs it (default: unitmgr)")
     parser.add_argument(

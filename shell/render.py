@@ -14,7 +14,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from unitmgr.shell import humanize
@@ -32,15 +31,19 @@ _INDENT = " " * (LABEL_WIDTH + 1)
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-@dataclass
 class Output:
     """The streams the shell writes to, and whether it uses colour (only on a terminal
-    without NO_COLOR)."""
+    without NO_COLOR).
 
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    color: bool = False
-    clock: Callable[[], float] = time.time
+    A plain class rather than a dataclass, because importing dataclasses would cost
+    every `unitsh -c` run several milliseconds."""
+
+    def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None,
+                 color: bool = False, clock: Callable[[], float] = time.time):
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.color = color
+        self.clock = clock
 
     def line(self, text: str = "") -> None:
         print(text, file=self.stdout)
@@ -164,6 +167,15 @@ def _condition_lines(out: Output, unit: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _crash_loop_line(unit: dict[str, Any]) -> list[str]:
+    """Return the `Restart:` line shown while crash-loop damping delays the pending restart."""
+    damping = unit.get("crash_loop")
+    if not damping:
+        return []
+    return [_label("Restart", f"delayed {damping['delay']:g}s after {damping['quick_exits']} quick exits "
+                              "in a row (crash-loop damping)")]
+
+
 def _control_lines(unit: dict[str, Any]) -> list[str]:
     lines = []
     for proc in unit.get("control_processes") or []:
@@ -254,6 +266,7 @@ def status_lines(out: Output, unit: dict[str, Any], host: str) -> list[str]:
     lines += _dropin_lines(unit.get("dropin_paths") or [])
     lines.append(_label("Active", _active_value(out, unit)))
     lines += _condition_lines(out, unit)  # the Condition*=/Assert*= that stopped the last start
+    lines += _crash_loop_line(unit)
     for index, doc in enumerate(unit.get("documentation") or []):
         lines.append(_label("Docs", visible(doc)) if index == 0 else _INDENT + visible(doc))
     lines += _control_lines(unit)

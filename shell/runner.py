@@ -3,7 +3,6 @@ turning results and errors into output and exit statuses."""
 
 from __future__ import annotations
 
-import logging
 import shlex
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,6 @@ from unitmgr.shell.context import Context
 
 if TYPE_CHECKING:
     from unitmgr.shell.client import ClientError, RemoteError
-
-log = logging.getLogger(__name__)
 
 
 def split_commands(text: str) -> list[list[str]]:

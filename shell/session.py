@@ -9,16 +9,16 @@ because a Client is not thread-safe.
 
 from __future__ import annotations
 
-import logging
-import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from unitmgr.manager.lazylog import LazyLogger
+
 if TYPE_CHECKING:
     from unitmgr.shell.client import Client
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 
 class Session:
@@ -66,7 +66,10 @@ class Session:
             except (ClientError, RemoteError) as exc:
                 log.debug("hello failed, using the local host name: %s", exc)
                 self._host = ""
-            self._host = self._host or socket.gethostname()
+            if not self._host:
+                import socket
+
+                self._host = socket.gethostname()
         return self._host
 
     def _drop(self) -> None:

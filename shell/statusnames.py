@@ -6,8 +6,6 @@ for a result that lacks it.
 
 from __future__ import annotations
 
-import signal
-
 # systemd's names for exit statuses: LSB, BSD sysexits, and the codes its
 # service setup uses when a step before exec fails.
 EXIT_STATUS_NAMES: dict[int, str] = {
@@ -35,10 +33,20 @@ def exit_status_name(status: int) -> str:
 
 def signal_name(number: int) -> str:
     """Return a signal's name without `SIG` (`TERM`), or the number as text."""
+    import signal  # its enums take a while to build, and most output names no signal
+
     try:
         return signal.Signals(number).name.removeprefix("SIG")
     except ValueError:
         return str(number)
+
+
+def signal_names() -> list[str]:
+    """Return this system's signal names with `SIG` (`SIGTERM`), sorted: the names
+    that the manager's `kill` accepts, with or without `SIG`."""
+    import signal
+
+    return sorted(sig.name for sig in signal.Signals)
 
 
 def describe_exit(code: str, status: int | None, status_name: str = "") -> str:

@@ -1,8 +1,8 @@
 """`top`: a table of the running units' CPU, memory, tasks, open files and I/O.
 
 `unitsh -c top` prints the table once. In the interactive shell on a
-terminal, `top` redraws it every `--interval` seconds until a key is
-pressed. The manager computes every figure (see the `top` command in
+terminal, `top` redraws it every `--interval` seconds until a key or Ctrl-C
+is pressed. The manager computes every figure (see the `top` command in
 docs/protocol.md); this module only lays them out.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +96,9 @@ def _show_once(ctx: Context, inv: Invocation) -> int:
 
 
 def _show_live(ctx: Context, inv: Invocation, interval: float) -> int:
-    """Redraw the table every `interval` seconds until a key is pressed on stdin."""
+    """Redraw the table every `interval` seconds until a key is pressed on stdin
+    or Ctrl-C; either ends `top` with status 0 and no message."""
+    import select
     import termios
     import tty
 
@@ -116,6 +117,8 @@ def _show_live(ctx: Context, inv: Invocation, interval: float) -> int:
             if ready:
                 os.read(fd, 1024)
                 return exitcodes.SUCCESS
+    except KeyboardInterrupt:
+        return exitcodes.SUCCESS
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
@@ -149,4 +152,4 @@ TOP_COMMAND = Command(
                 "using two CPUs shows 200. MEMORY is the proportional set size where "
                 "readable (the resident set size otherwise); PEAK is the highest value "
                 "seen since the unit started. In the interactive shell the table "
-                "refreshes until a key is pressed.")
+                "refreshes until a key or Ctrl-C is pressed.")

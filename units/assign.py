@@ -15,6 +15,7 @@ from typing import Any
 from unitmgr.units import conditions, directives
 from unitmgr.units.directives import Directive
 from unitmgr.units.execline import parse_exec
+from unitmgr.units.limitvalues import check_limit
 from unitmgr.units.model import Diagnostic, ExitStatusSet, Unit
 from unitmgr.units.names import is_valid_name
 from unitmgr.units.quoting import split_words
@@ -143,6 +144,8 @@ class UnitAssigner:
             _check_stdio(text, _OUTPUT_WORDS, key)
         elif key == "StandardInput":
             _check_stdio(text, _INPUT_WORDS, key)
+        else:
+            check_limit(key, text)
         values[key] = text
 
     def _store_strings(self, item: Assignment, d: Directive, values: dict, key: str) -> None:

@@ -17,6 +17,7 @@ from unitmgr.units.assign import UnitAssigner
 from unitmgr.units.builtin import BUILTIN_PATH_PREFIX, BUILTIN_UNITS
 from unitmgr.units.defaults import ManagerDefaults
 from unitmgr.units.directives import SECTIONS_BY_TYPE
+from unitmgr.units.filesize import read_limited
 from unitmgr.units.model import Diagnostic, Unit
 from unitmgr.units.specifiers import SpecifierContext
 from unitmgr.units.syntax import lex
@@ -83,7 +84,7 @@ class _DirectoryIndex:
 
 
 def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", "replace")
+    return read_limited(path).decode("utf-8", "replace")
 
 
 def is_mask(path: Path) -> bool:
@@ -107,12 +108,14 @@ class UnitLoader:
         self._cache: dict[str, Unit] = {}
         self._index: list[_DirectoryIndex] | None = None
         self._aliases: dict[str, list[str]] | None = None
+        self._names: list[str] | None = None
 
     def invalidate(self) -> None:
-        """Drop every cached unit and directory listing (daemon-reload)."""
+        """Drop every cached unit, directory listing and name list (daemon-reload)."""
         self._cache.clear()
         self._index = None
         self._aliases = None
+        self._names = None
 
     # -- Directory scanning -----------------------------------------------------
 
@@ -141,11 +144,16 @@ class UnitLoader:
         return self._aliases
 
     def names(self) -> list[str]:
-        """Return every unit file name in the search path (templates included) and the built-ins."""
-        found: set[str] = set(BUILTIN_UNITS)
-        for directory in self._directories():
-            found.update(e for e in directory.entries if names.is_valid_name(e))
-        return sorted(found)
+        """Return every unit file name in the search path (templates included) and the built-ins.
+
+        Computed from the cached directory listings, so it changes only after `invalidate()`.
+        """
+        if self._names is None:
+            found: set[str] = set(BUILTIN_UNITS)
+            for directory in self._directories():
+                found.update(e for e in directory.entries if names.is_valid_name(e))
+            self._names = sorted(found)
+        return list(self._names)
 
     def _find_file(self, name: str) -> Path | None:
         for directory in self._directories():

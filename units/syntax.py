@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from unitmgr.units.model import Diagnostic
 
 COMMENT_CHARS = "#;"
+# A UTF-8 byte order mark decodes to U+FEFF; systemd skips one at the start of a file.
+BYTE_ORDER_MARK = "\ufeff"
 WHITESPACE = " \t\r\n"
 MAX_LINE = 1024 * 1024
 
@@ -77,6 +79,7 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
 def lex(text: str, path: str, sections: Collection[str]) -> LexResult:
     """Lex unit file `text`; `sections` are the section names valid for this unit type."""
     result = LexResult()
+    text = text.removeprefix(BYTE_ORDER_MARK)
     section: str | None = None
     skipping = False  # inside an unknown or X- section
     for number, line in logical_lines(text):

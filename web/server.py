@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 ACTIONS = ("start", "stop", "restart", "reload")
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 EVENT_INTERVAL = 1.0
+# The manager's queue for one page's log events. A page shows a tail of the
+# log, so a browser that falls behind loses the oldest lines, not the newest.
+PAGE_QUEUE_BYTES = 1024 * 1024
 
 
 def static_file(name: str) -> bytes:
@@ -190,7 +193,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, body, STATIC_TYPES.get(suffix, "application/octet-stream"))
 
     def _events(self, unit: str) -> None:
-        """Server-sent events: a `stats` event every interval, `log` events as lines arrive."""
+        """Server-sent events: a `stats` event every interval, `log` events as lines arrive.
+
+        The manager bounds the log events waiting for this page (PAGE_QUEUE_BYTES)
+        and a `dropped` event counts the events a slow browser missed."""
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -201,7 +207,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if unit:
                 log_client = self.console.connect()
-                log_client.subscribe(["log"], units=[unit])
+                log_client.subscribe(["log"], units=[unit], queue_bytes=PAGE_QUEUE_BYTES)
             while not self.server.stopping.is_set():
                 series = history.series(unit) if unit else {}
                 self._event("stats", {"time": time.time(), "series": series, "error": history.last_error})
@@ -210,8 +216,8 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(self.console.interval)
                     continue
                 for event in log_client.iter_events(timeout=self.console.interval):
-                    if event.get("event") == "log":
-                        self._event("log", event)
+                    if event.get("event") in ("log", "dropped"):
+                        self._event(event["event"], event)
                     if time.monotonic() >= deadline:
                         break
         except (BrokenPipeError, ConnectionResetError):

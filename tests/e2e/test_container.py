@@ -55,11 +55,12 @@ def test_pid1_reaps_orphans_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         [init] = wait_for(lambda: children(namespace.pid), message="PID 1 of the namespace")
-        wait_for(lambda: b"orphan made" in (tmp_path / "pid1.log").read_bytes(), timeout=20,
+        # The unit's own output line; the manager's log of the command line also contains "orphan made".
+        wait_for(lambda: b"orphans: orphan made" in (tmp_path / "pid1.log").read_bytes(), timeout=20,
                  message="the unit to make its orphan")
-        # The orphan sleeps 0.3 s, then only PID 1 can reap it.
+        # The orphan sleeps 0.3 s, then only PID 1 can reap it. Left: unshare, the manager, `sleep 1000`.
         wait_for(lambda: not [p for p in processes_with_env(marker) if process_state(p) == "Z"]
-                 and len(processes_with_env(marker)) == 2, timeout=10, message="the orphan to be reaped")
+                 and len(processes_with_env(marker)) == 3, timeout=10, message="the orphan to be reaped")
         zombies = [p for p in processes_with_env(marker) if process_state(p) == "Z"]
         assert zombies == []
 

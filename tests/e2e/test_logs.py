@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support import wait_for, write_unit
+from unitmgr.manager.linecut import LINE_MAX
 from unitmgr.manager.logstore import LogStore
 
 MB = 1024 * 1024
@@ -120,7 +121,14 @@ def test_line_longer_than_pipe_buffer(make_manager, tmp_path: Path) -> None:
     manager = make_manager(units)
     manager.request("start", {"units": ["long"]})
 
-    assert texts(manager, "long") == ["before", long_line.decode(), "after"]
+    found = records(manager, "long")
+    pieces = found[1:-1]
+    assert found[0]["text"] == "before"
+    assert found[-1]["text"] == "after"
+    # The line comes back in pieces of LINE_MAX bytes, each but the last marked partial.
+    assert "".join(piece["text"] for piece in pieces) == long_line.decode()
+    assert [len(piece["text"]) for piece in pieces[:-1]] == [LINE_MAX] * (len(pieces) - 1)
+    assert [piece.get("partial", False) for piece in pieces] == [True] * (len(pieces) - 1) + [False]
 
 
 def test_grandchild_holding_pipe(make_manager, tmp_path: Path) -> None:
@@ -439,7 +447,7 @@ ExecStart=/usr/bin/python3 -c 'import time\\nfor i in range({count}): print("n",
 
     started: list[str] = []
     with Client.local(paths_module.resolve(manager.env)) as client:
-        status = follow_logs(client, out, {"units": ["before", "rotating"], "queue": 100_000}, "cat", "",
+        status = follow_logs(client, out, {"units": ["before", "rotating"], "queue": 10_000}, "cat", "",
                              stop=stop)
     assert status == 0
     lines = out.stdout.getvalue().splitlines()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
+import pytest
 from support import wait_for, write_unit
 
 PROBE = """\
@@ -119,3 +121,31 @@ ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 2000 ]; do echo "line $$i"; i=$$((i+1
     # status shows the same last lines, the unfinished one included.
     status_log = manager.request("status", {"units": ["burst"], "lines": 2})["units"][0]["log"]
     assert [r["text"] for r in status_log] == ["line 1999", "no newline"]
+
+
+# Each way a start can fail before the program runs, in both cgroup modes:
+# the reason must reach the unit's own log, which `logs` and `status` show.
+START_FAILURES = [
+    ("missing", "ExecStart=/nonexistent/program\n",
+     "could not execute /nonexistent/program: No such file or directory (status=203/EXEC)"),
+    ("nodir", "WorkingDirectory=/nonexistent/dir\nExecStart=/bin/sleep 1000\n",
+     "chdir failed: No such file or directory (status=200/CHDIR)"),
+]
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-cgroups"]], ids=["default", "no-cgroups"])
+def test_start_failure_in_unit_log(make_manager, tmp_path: Path, mode: list[str]) -> None:
+    units = tmp_path / "units"
+    for name, body, _reason in START_FAILURES:
+        write_unit(units, f"{name}.service", f"[Service]\n{body}", enable=True)
+    manager = make_manager(units, *mode)
+
+    for name, _body, reason in START_FAILURES:
+        wait_for(lambda name=name: manager.status(name)["active_state"] == "failed", message=f"{name} to fail")
+        assert reason in log_text(manager, name), name
+        shown = manager.unitsh("-c", f"status {name}")
+        assert reason in shown.stdout, name
+        manager_lines = [line for line in manager.log().splitlines() if f"{name}.service: " in line]
+        assert any(reason in line for line in manager_lines), name
+    # A process that started and then failed is named by its pid.
+    assert re.search(r"nodir\.service: process \d+ could not start: chdir failed", manager.log())

@@ -86,3 +86,15 @@ def test_unitsh_verify(make_manager, tmp_path: Path) -> None:
                               cwd=checks, env=manager.env, capture_output=True, text=True, timeout=60)
     assert relative.returncode == 1
     assert relative.stderr.splitlines()[0].startswith(f"{bad}: ")
+
+
+def test_verify_flags_bad_limits(tmp_path: Path) -> None:
+    unit = write_unit(tmp_path, "limits.service", "[Service]\nExecStart=/bin/true\nMemoryMax=lots\n"
+                      "TasksMax=-1\nMemoryHigh=200%\nTasksMax=20%\n")
+    result = subprocess.run([sys.executable, "-m", "unitmgr.manager.cli", "verify", str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{unit}:3: [Service] MemoryMax=: Invalid size 'lots', ignoring")
+    assert lines[1].startswith(f"{unit}:4: [Service] TasksMax=: Invalid TasksMax= value '-1', ignoring")
+    assert lines[2].startswith(f"{unit}:5: [Service] MemoryHigh=: Invalid percentage '200%', ignoring")

@@ -66,7 +66,7 @@ def test_slow_subscriber_does_not_stall_others(make_manager, tmp_path: Path) -> 
     manager = make_manager(units)
     with client_of(manager) as slow, client_of(manager) as fast, client_of(manager) as gone:
         slow_sub = slow.subscribe(["log"], ["chatty"], queue=100)
-        fast.subscribe(["log"], ["chatty"], queue=100_000)  # room enough on a loaded machine
+        fast.subscribe(["log"], ["chatty"], queue=10_000)  # room enough on a loaded machine
         gone.subscribe(["log"], ["chatty"])
         gone.close()  # vanishes without unsubscribing
 
@@ -171,7 +171,8 @@ def test_subscription_belongs_to_its_connection(make_manager, tmp_path: Path) ->
 
 
 def test_line_assembler_cuts_reads(tmp_path: Path) -> None:
-    from unitmgr.manager.events import MAX_EVENT_LINE, LineAssembler
+    from unitmgr.manager.events import LineAssembler
+    from unitmgr.manager.linecut import LINE_MAX
     from unitmgr.manager.logstore import STDERR, STDOUT, LogStore
 
     writer = LogStore(tmp_path).writer("cut.service")
@@ -192,8 +193,10 @@ def test_line_assembler_cuts_reads(tmp_path: Path) -> None:
     assert {line.identifier for line in delivered} == {"cutter"}
 
     delivered.clear()
-    assembler.feed(b"x" * (MAX_EVENT_LINE + 10), STDOUT, 6, 5.0, False)
-    assert [(len(line.data), line.partial) for line in delivered] == [(MAX_EVENT_LINE + 10, True)]
+    assembler.feed(b"x" * (2 * LINE_MAX + 10), STDOUT, 6, 5.0, False)
+    assert [(len(line.data), line.partial) for line in delivered] == [(LINE_MAX, True), (LINE_MAX, True)]
+    assembler.feed(b"y\n", STDOUT, 6, 6.0, False)
+    assert [(len(line.data), line.partial) for line in delivered[2:]] == [(11, False)]
 
 
 def test_follower_told_when_manager_stops(make_manager, tmp_path: Path) -> None:
@@ -223,3 +226,17 @@ def test_log_events_of_every_unit(make_manager, tmp_path: Path) -> None:
         manager.request("start", {"units": ["one", "two"]})
         events = collect(client, lambda evs: {"from one", "from two"} <= set(log_lines(evs)))
     assert {e["unit"] for e in events} == {"one.service", "two.service"}
+
+
+def test_assembler_resumes_unfinished_line(tmp_path: Path) -> None:
+    from unitmgr.manager.events import LineAssembler
+    from unitmgr.manager.logstore import STDOUT, LogStore
+
+    store = LogStore(tmp_path)
+    writer = store.writer("resume.service")
+    writer.write(b"done\nhalf of a ", STDOUT, 3)
+    delivered: list = []
+    assembler = LineAssembler(writer, lambda unit, lines: delivered.extend(lines))
+    assembler.resume(store.query("resume.service", 2))
+    assembler.feed(b"line\n", STDOUT, 3, 2.0, False)
+    assert [line.data for line in delivered] == [b"half of a line"]

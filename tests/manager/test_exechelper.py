@@ -99,7 +99,7 @@ def test_status_pipe_names_step_and_code() -> None:
     assert code == 215
     exit_code, reason = parse_helper_status(status)
     assert exit_code == 215
-    assert reason.startswith("sched_setaffinity: ")
+    assert reason.startswith("sched_setaffinity failed: ")
 
 
 def test_hard_limit_above_own_fails() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from pathlib import Path
 
 import pytest
 from unitmgr.manager.logconfig import LogDefaults, read_manager_config, unit_options
-from unitmgr.manager.logquery import LogQuery, query_records, record_of
+from unitmgr.manager.logquery import LogQuery, query_records, record_of, select_lines
 from unitmgr.manager.logstore import STDERR, STDOUT, LogLine, LogStore
 from unitmgr.manager.protocol import ProtocolError
 from unitmgr.manager.timesyntax import TimeSyntaxError, parse_time
@@ -99,17 +100,71 @@ def test_record_shape() -> None:
                       "text": "\ufffd\x00end", "identifier": "app", "partial": True, "raw": "/wBlbmQ="}
 
 
+def page_through(store: LogStore, names: list[str], args: dict) -> tuple[list[dict], int]:
+    """Follow the `older` cursors as the shell does; return the records oldest first and the pages."""
+    result = query_records(store, names, LogQuery.from_args(args))
+    pages = [result["records"]]
+    while result.get("omitted"):
+        cursor = result["older"]
+        page_args = {**args, "until": cursor["until"], "skip": cursor["skip"], "lines": result["omitted"]}
+        result = query_records(store, names, LogQuery.from_args(page_args))
+        pages.append(result["records"])
+    return [record for page in reversed(pages) for record in page], len(pages)
+
+
 def test_large_reply_leaves_out_oldest(tmp_path: Path) -> None:
     store = LogStore(tmp_path, max_bytes=1 << 30)
     writer = store.writer("big.service")
-    chunk = b"y" * 100_000 + b"\n"
-    for _ in range(40):
+    chunk = b"y" * 40_000 + b"\n"
+    for _ in range(100):
         writer.write(chunk, STDOUT, 1)
     writer.write(b"last\n", STDERR, 1)
     result = query_records(store, ["big.service"], LogQuery(lines=0))
     assert result["omitted"] > 0
     assert result["records"][-1]["text"] == "last"
-    assert len(result["records"]) + result["omitted"] == 41
+    assert len(result["records"]) + result["omitted"] == 101
+    assert result["omitted_bytes"] == 40_000 * result["omitted"]
+    assert result["older"]["until"] == result["records"][0]["time"]
+
+
+def test_pages_give_every_line_once(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("paged.service")
+    # Many lines in one read share its time, so the cursor has to count them.
+    writer.write(b"".join(b"%06d" % number + b"z" * 30_000 + b"\n" for number in range(300)), STDOUT, 1)
+    other = store.writer("other.service")
+    for number in range(50):
+        other.write(b"other %d " % number + b"q" * 60_000 + b"\n", STDERR, 2)
+    names = ["paged.service", "other.service"]
+    expected = [record_of(line, True) for line in select_lines(store, names, LogQuery(lines=0, raw=True))]
+
+    found, pages = page_through(store, names, {"lines": 0, "raw": True})
+    assert pages > 2
+    assert found == expected
+    found, _ = page_through(store, names, {"lines": 250, "raw": True})
+    assert found == expected[-250:]
+
+
+def test_raw_pages_rebuild_long_line(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("long.service")
+    long_line = b"\xff\x00" + b"w" * (5 * 1024 * 1024) + b"\x1b"
+    for start in range(0, len(long_line), 200_000):
+        writer.write(long_line[start:start + 200_000], STDOUT, 1)
+    writer.write(b"", STDOUT, 1, eof=True)
+
+    found, pages = page_through(store, ["long.service"], {"lines": 0, "raw": True})
+    assert pages > 1
+    assert b"".join(base64.b64decode(record["raw"]) for record in found) == long_line
+    assert all(record["partial"] for record in found)
+    [last] = query_records(store, ["long.service"], LogQuery(lines=1))["records"]
+    assert last["text"] == found[-1]["text"]
+
+
+def test_skip_rejects_bad_value() -> None:
+    with pytest.raises(ProtocolError) as bad:
+        LogQuery.from_args({"skip": -1})
+    assert "'skip'" in bad.value.message
 
 
 def test_manager_config(tmp_path: Path) -> None:

@@ -234,3 +234,65 @@ def test_moved_file_is_replaced(tmp_path: Path) -> None:
     assert (tmp_path / "elsewhere.log").read_bytes().endswith(b"before\n")
     # The index left behind described the moved data, so it starts again too.
     assert [line.data for line in store.tail("o.service", 0)] == [b"after"]
+
+
+def joined(lines) -> bytes:
+    """Return the bytes that `lines` stand for: a newline after each line not marked partial."""
+    return b"".join(line.data if line.partial else line.data + b"\n" for line in lines)
+
+
+def test_long_line_read_in_pieces(tmp_path: Path) -> None:
+    from unitmgr.manager.linecut import LINE_MAX
+
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("long.service")
+    long_line = bytes(byte for byte in range(256) if byte != 0x0A) * (3 * 1024 * 1024 // 255)
+    writer.write(b"before\n", STDOUT, 1)
+    for start in range(0, len(long_line), 256 * 1024):
+        writer.write(long_line[start:start + 256 * 1024], STDOUT, 1)
+    writer.write(b"\nafter\n", STDOUT, 1)
+
+    lines = store.tail("long.service", 0)
+    pieces = lines[1:-1]
+    assert lines[0].data == b"before"
+    assert lines[-1].data == b"after"
+    assert b"".join(piece.data for piece in pieces) == long_line
+    assert [len(piece.data) for piece in pieces[:-1]] == [LINE_MAX] * (len(pieces) - 1)
+    assert 0 < len(pieces[-1].data) <= LINE_MAX
+    assert all(piece.partial for piece in pieces[:-1])
+    assert not pieces[-1].partial
+    assert joined(lines) == b"before\n" + long_line + b"\nafter\n"
+    # Reading only the end cuts the line into the same pieces.
+    assert store.tail("long.service", 3) == lines[-3:]
+
+
+def test_newline_inside_read_starts_tail(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("mid.service")
+    writer.write(b"x" * 100_000 + b"\nfirst of many" + b"y" * 200_000, STDOUT, 1)
+    for _ in range(20):
+        writer.write(b"z" * 100_000, STDOUT, 1)
+    writer.write(b"\n", STDERR, 1)
+    writer.write(b"end\n", STDOUT, 1)
+    full = store.tail("mid.service", 0)
+    for count in (1, 2, 5, 40):
+        assert store.tail("mid.service", count) == full[-count:], f"the last {count} lines"
+
+
+def test_unterminated_huge_line_tail(tmp_path: Path) -> None:
+    from unitmgr.manager.linecut import LINE_MAX
+
+    store = LogStore(tmp_path, max_bytes=1 << 30)
+    writer = store.writer("flat.service")
+    chunk = b"0123456789abcdef" * (64 * 1024)  # 1 MiB without a newline
+    for _ in range(20):
+        writer.write(chunk, STDOUT, 7)
+    last_two = store.tail("flat.service", 2)
+    assert [len(line.data) for line in last_two] == [LINE_MAX, 20 * len(chunk) % LINE_MAX or LINE_MAX]
+    assert last_two[-1].pending
+    assert not last_two[0].pending
+    writer.write(b"", STDOUT, 7, eof=True)
+    full = store.tail("flat.service", 0)
+    assert joined(full) == chunk * 20
+    assert full[-1].partial
+    assert not full[-1].pending

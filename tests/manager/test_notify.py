@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from unitmgr.manager.notify import NotifyMessage, NotifySocket, parse_fields
+from unitmgr.manager.notify import NotifyMessage, NotifySocket, NotifySocketError, parse_fields
 from unitmgr.manager.timeouts import Deadline
 
 SENDER = """\
@@ -94,3 +94,21 @@ async def test_deadline_infinite_returns_result() -> None:
         return 7
 
     assert await deadline.run(value()) == 7
+
+
+@pytest.mark.parametrize("address", ["/tmp/" + "n" * 120 + "/notify.sock", "@" + "n" * 120])
+async def test_too_long_address_named(address: str) -> None:
+    notify = NotifySocket(asyncio.get_running_loop(), address, lambda message: None)
+    with pytest.raises(NotifySocketError) as error:
+        notify.open()
+    message = str(error.value)
+    assert address in message
+    assert "above the 107-byte limit" in message
+    assert "XDG_RUNTIME_DIR" in message
+
+
+async def test_bind_failure_named(tmp_path: Path) -> None:
+    address = str(tmp_path / "missing-dir" / "notify.sock")
+    notify = NotifySocket(asyncio.get_running_loop(), address, lambda message: None)
+    with pytest.raises(NotifySocketError, match="cannot bind the notify socket .*missing-dir"):
+        notify.open()

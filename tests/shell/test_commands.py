@@ -136,10 +136,10 @@ def test_start_unknown_unit_exits_5():
 
 
 def test_other_remote_error_exits_1():
-    error = remote_error("bad-request", "this command needs at least one unit name")
-    status, _, stderr, _ = run_text("status", {"status": error})
+    error = remote_error("bad-request", "argument 'lines' of status must be an integer")
+    status, _, stderr, _ = run_text("status web", {"status": error})
     assert status == 1
-    assert stderr == "status: this command needs at least one unit name\n"
+    assert stderr == "status: argument 'lines' of status must be an integer\n"
 
 
 def test_sequence_runs_all_and_keeps_last_failure():

@@ -50,6 +50,27 @@ def test_options_and_values():
     assert complete("list -t se") == [("service", -2)]
 
 
+def test_signal_names_after_kill_signal():
+    assert complete("kill -s SIGTE") == [("SIGTERM", -5)]
+    assert complete("kill web --signal SIGH") == [("SIGHUP", -4)]
+    assert complete("kill --signal=SIGKI") == [("--signal=SIGKILL", -len("--signal=SIGKI"))]
+    several = [text for text, _ in complete("kill -s SIGT")]
+    assert several == ["SIGTERM", "SIGTRAP", "SIGTSTP", "SIGTTIN", "SIGTTOU"]
+
+
+def test_signal_names_without_sig_prefix():
+    assert complete("kill -s TE") == [("TERM", -2)]
+    assert complete("kill --signal=US") == [("--signal=USR1", -len("--signal=US")),
+                                            ("--signal=USR2", -len("--signal=US"))]
+    # A prefix of "SIG" offers the full names only.
+    assert [text for text, _ in complete("kill -s S")][:2] == ["SIGABRT", "SIGALRM"]
+    assert "STOP" not in [text for text, _ in complete("kill -s S")]
+
+
+def test_unit_names_after_kill_signal_value():
+    assert complete("kill -s TERM we") == [("web.service", -2)]
+
+
 def test_after_semicolon_starts_new_command():
     assert complete("status web; sto") == [("stop", -3)]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pexpect
 import pytest
+from ptyshell import interactive_shell
 from shellfixtures import unit_status
 
 LIST_REPLY = {"units": [
@@ -28,17 +28,9 @@ def shell(fake_manager):
     fake_manager.replies["list"] = LIST_REPLY
     fake_manager.replies["status"] = {"units": [unit_status()]}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNITMGR_", "XDG_"))}
-    env.update(fake_manager.env(), TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
-    child = pexpect.spawn(sys.executable, ["-m", "unitmgr.shell.cli"], env=env,
-                          encoding="utf-8", timeout=10, dimensions=(24, 120))
-    try:
-        # Not "unitsh> ": prompt_toolkit draws the trailing space as a cursor move.
-        child.expect_exact("unitsh>")
+    env.update(fake_manager.env())
+    with interactive_shell(env) as child:
         yield child
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
-        child.close()
 
 
 def test_command_name_completion(shell):

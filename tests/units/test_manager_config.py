@@ -11,6 +11,7 @@ from unitmgr.manager.config import (
     parse_manager_config,
     reference_table,
 )
+from unitmgr.manager.crashloop import CrashLoopPolicy
 from unitmgr.manager.logconfig import LogDefaults, read_manager_config
 from unitmgr.manager.logstore import DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES
 from unitmgr.units.defaults import ManagerDefaults
@@ -90,3 +91,23 @@ def test_configuration_doc_lists_the_declared_keys() -> None:
     start = doc.index("<!-- keys: generated")
     block = doc[doc.index("\n", start) + 1: doc.index("<!-- end of keys -->")]
     assert block.strip().splitlines() == reference_table()
+
+
+def test_crash_loop_keys() -> None:
+    assert ManagerConfig().crash_loop == CrashLoopPolicy(quick_exit_sec=1.0, burst=5, max_delay=2.0)
+    config = parse_manager_config("[Manager]\nCrashLoopQuickExitSec=500ms\nCrashLoopBurst=3\n"
+                                  "CrashLoopMaxDelaySec=1min\n", PATH)
+    assert config.diagnostics == []
+    assert config.crash_loop == CrashLoopPolicy(quick_exit_sec=0.5, burst=3, max_delay=60.0)
+    off = parse_manager_config("[Manager]\nCrashLoopMaxDelaySec=0\n", PATH)
+    assert not off.crash_loop.enabled
+
+
+def test_bad_crash_loop_values_keep_defaults() -> None:
+    config = parse_manager_config("[Manager]\nCrashLoopBurst=-1\nCrashLoopMaxDelaySec=often\n", PATH)
+    lines = [str(d) for d in config.diagnostics]
+    assert lines[0].startswith(f"{PATH}:2: [Manager] CrashLoopBurst=: ")
+    assert lines[0].endswith("keeping CrashLoopBurst=5")
+    assert lines[1].startswith(f"{PATH}:3: [Manager] CrashLoopMaxDelaySec=: ")
+    assert "often" in lines[1]
+    assert config.crash_loop == CrashLoopPolicy()

@@ -245,3 +245,16 @@ def test_socket_timer_path_sections_parse():
     assert unit_from("[Timer]\nPersistent=yes\n", name="t.timer").load_state == "bad-setting"
     path = unit_from("[Path]\nPathExists=/tmp/x\n", name="p.path")
     assert path.load_state == "loaded"
+
+
+def test_byte_order_mark_at_start_ignored():
+    unit = unit_from("\ufeff[Service]\nExecStart=/bin/true\n")
+    assert unit.load_state == "loaded"
+    assert messages(unit) == []
+    assert unit.get("Service", "ExecStart")[0].words == ("/bin/true",)
+
+
+def test_byte_order_mark_in_dropin_ignored():
+    unit = unit_from("[Service]\nExecStart=/bin/true\n", dropins=("\ufeff[Unit]\nDescription=bom\n",))
+    assert unit.description == "bom"
+    assert messages(unit) == []

@@ -2,6 +2,7 @@ import math
 import signal
 
 import pytest
+from unit_text import messages, unit_from
 from unitmgr.units.model import ExitStatusSet, RLimit
 from unitmgr.units.values import (
     UnitValueError,
@@ -125,3 +126,36 @@ def test_umask_and_nice():
         parse_nice("25")
     with pytest.raises(UnitValueError):
         parse_mode("999")
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("MemoryMax", "lots", "Invalid size 'lots'"),
+    ("MemoryMax", "200%", "Invalid percentage '200%'"),
+    ("MemoryMax", "-1", "Invalid size '-1'"),
+    ("MemoryHigh", "1X", "Invalid size '1X'"),
+    ("TasksMax", "-1", "Invalid TasksMax= value '-1'"),
+    ("TasksMax", "0", "Invalid TasksMax= value '0'"),
+    ("TasksMax", "150%", "Invalid TasksMax= percentage '150%'"),
+])
+def test_bad_limit_warns_with_line(key: str, value: str, expected: str) -> None:
+    unit = unit_from(f"[Service]\nExecStart=/bin/true\n{key}={value}\n")
+    assert unit.load_state == "loaded"
+    assert unit.get("Service", key) is None
+    assert len(messages(unit)) == 1
+    assert messages(unit)[0].startswith(f"/u/test.service:3: [Service] {key}=: {expected}")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("MemoryMax", "64M"), ("MemoryMax", "50%"), ("MemoryMax", "infinity"),
+    ("TasksMax", "10"), ("TasksMax", "10%"), ("TasksMax", "infinity"),
+])
+def test_good_limit_stored_as_text(key: str, value: str) -> None:
+    unit = unit_from(f"[Service]\nExecStart=/bin/true\n{key}={value}\n")
+    assert messages(unit) == []
+    assert unit.get("Service", key) == value
+
+
+def test_bad_limit_in_dropin_keeps_earlier_value() -> None:
+    unit = unit_from("[Service]\nExecStart=/bin/true\nMemoryMax=64M\n", dropins=("[Service]\nMemoryMax=lots\n",))
+    assert unit.get("Service", "MemoryMax") == "64M"
+    assert messages(unit)[0].startswith("/d/00.conf:2: [Service] MemoryMax=: Invalid size 'lots'")
