@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -235,8 +236,12 @@ class ResourceTracker:
             return
         # KillMode=process and none leave the other processes running, as systemd does.
         kill_mode = runtime.unit.get("Service", "KillMode")
-        kill_all = kill_mode in (None, "control-group", "mixed")
-        if runtime.sub_state == "stop-sigkill" and kill_all:
+        kill_all = kill_mode in (None, "control-group", "mixed") \
+            and runtime.unit.get("Service", "SendSIGKILL") is not False
+        # SendSIGKILL=no leaves what survived the stop signal running, as KillMode=process does.
+        final = runtime.unit.get("Service", "FinalKillSignal")
+        if runtime.sub_state == "stop-sigkill" and kill_all and final in (None, signal.SIGKILL):
+            # cgroup.kill also reaches what forks meanwhile; another FinalKillSignal= the stop sends itself.
             self.tree.kill(runtime.name)
         elif state in (ActiveState.INACTIVE, ActiveState.FAILED) or runtime.sub_state == "auto-restart":
             if runtime.result in ("signal", "success") and self.kernel_oom_killed(runtime):

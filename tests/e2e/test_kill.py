@@ -39,9 +39,9 @@ while True:
     time.sleep(1)
 """
 
-# NOTE: with a cgroup per unit, resources.py kills whatever is left in the cgroup once the unit
-# is inactive, which undoes KillMode=process/none and SendSIGKILL=no; these tests run without cgroups.
-LEFTOVERS_KEPT = ("--no-cgroups",)
+# With a cgroup per unit, KillMode=process/none and SendSIGKILL=no keep what they leave in the
+# cgroup; the manager's default mode is the one these tests use.
+LEFTOVERS_KEPT: tuple[str, ...] = ()
 
 
 def sigtrap_unit(units: Path, tmp_path: Path, name: str, main_exit: str, child_exit: str | None,
@@ -188,6 +188,8 @@ def test_send_sigkill_no_and_final_signal(make_manager, tmp_path: Path) -> None:
     try:
         stop_timed(manager, "nokill")
         assert alive(nokill), "SendSIGKILL=no must not escalate"
+        assert manager.status("nokill")["active_state"] in ("inactive", "failed")
+        assert alive(nokill), "the cgroup's release must not kill what SendSIGKILL=no left"
     finally:
         os.kill(nokill, signal.SIGKILL)
     stop_timed(manager, "quit")

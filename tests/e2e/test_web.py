@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from support import REPO, stop_process, wait_for
+from support import REPO, stop_process, wait_for, write_unit
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -129,3 +130,45 @@ def test_odd_headers_get_clean_errors(console) -> None:
     assert error.value.code == 401
     headers = {"Authorization": f"Bearer {web.token}", "X-CSRF-Token": "\u00e9".encode().decode("latin-1")}
     assert post(f"{web.base}/api/unit/web.service/restart", headers) == 403
+
+
+def test_slow_page_is_told_what_it_missed(make_manager, tmp_path) -> None:
+    # A browser that stops reading its event stream during a burst: the manager
+    # drops events for it (the page's queue is bounded), and the stream says how many.
+    trigger = tmp_path / "go"
+    units = tmp_path / "units"
+    write_unit(units, "burst.service", f"""\
+[Service]
+ExecStart=/bin/sh -c 'while [ ! -e {trigger} ]; do sleep 0.05; done; \\
+head -c 40000000 /dev/zero | tr "\\\\0" x | fold -w 100'
+""", enable=True)
+    manager = make_manager(units)
+    web = WebConsole(manager)
+    try:
+        host, port = web.base.removeprefix("http://").split(":")
+        page = socket.socket()
+        page.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        page.settimeout(10)
+        page.connect((host, int(port)))
+        try:
+            page.sendall(f"GET /api/events?unit=burst.service HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Authorization: Bearer {web.token}\r\n\r\n".encode())
+            received = b""
+            while b"event: stats" not in received:
+                received += page.recv(4096)
+            trigger.touch()
+            wait_for(lambda: manager.status("burst")["active_state"] == "inactive", timeout=60,
+                     message="the burst to end")
+            while b"event: dropped" not in received:
+                chunk = page.recv(65536)
+                assert chunk, "the stream ended without a dropped event"
+                received = received[-64:] + chunk
+            tail = received[received.index(b"event: dropped"):]
+            while b"\n\n" not in tail:
+                tail += page.recv(4096)
+            data = json.loads(tail.split(b"\n")[1].removeprefix(b"data: "))
+            assert data["count"] > 0
+        finally:
+            page.close()
+    finally:
+        web.stop()

@@ -167,6 +167,14 @@ function appendLog(lines) {
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
+function appendNotice(text) {
+  const pre = document.getElementById("log");
+  const notice = document.createElement("span");
+  notice.className = "log-notice";
+  notice.textContent = text + "\n";
+  pre.append(notice);
+}
+
 function renderStatus(status) {
   document.getElementById("state").textContent = `${status.active_state} (${status.sub_state})`;
   document.getElementById("state").className = "state-" + status.active_state;
@@ -219,6 +227,11 @@ function startUnitPage() {
   events.addEventListener("log", (message) => {
     const event = JSON.parse(message.data);
     appendLog(event.records || (event.text !== undefined ? [event] : []));
+  });
+  events.addEventListener("dropped", (message) => {
+    // The page fell behind and the manager dropped events for it: say so in the log.
+    const event = JSON.parse(message.data);
+    appendNotice(`-- ${event.count} log event(s) missed: this page read too slowly; reload for the stored log --`);
   });
   setInterval(() => loadUnit(name).catch((error) => showError(error.message)), 2000);
 }
