@@ -132,9 +132,9 @@ def test_odd_headers_get_clean_errors(console) -> None:
     assert post(f"{web.base}/api/unit/web.service/restart", headers) == 403
 
 
-def test_slow_page_is_told_what_it_missed(make_manager, tmp_path) -> None:
-    # A browser that stops reading its event stream during a burst: the manager
-    # drops events for it (the page's queue is bounded), and the stream says how many.
+def test_slow_page_gets_dropped_count(make_manager, tmp_path) -> None:
+    # A browser stops reading its event stream during a burst. The manager drops
+    # events for it because the page's queue is bounded, and the stream reports the count.
     trigger = tmp_path / "go"
     units = tmp_path / "units"
     write_unit(units, "burst.service", f"""\
