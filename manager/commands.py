@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from unitmgr.manager import protocol, supervisecommands
 from unitmgr.manager.logquery import LogQuery, query_records
 from unitmgr.manager.protocol import ProtocolError, Request
+from unitmgr.manager.rowcache import EncodedRows
 from unitmgr.manager.stats import unit_statistics
 from unitmgr.manager.unitbase import UnitRuntime
 
@@ -46,13 +47,16 @@ def _unit_file_commands(manager: Manager) -> dict[str, Any]:  # unitinfo.py
 
     files = UnitFileCommands(manager)
     return {"verify": files.verify, "cat": files.cat, "show": files.show, "enable": files.enable,
-            "disable": files.disable, "is-enabled": files.is_enabled}
+            "disable": files.disable, "is-enabled": files.is_enabled,
+            "list-unit-files": files.list_unit_files}
 
 
 class CommandHandler:
     def __init__(self, manager: Manager):
         self.manager = manager
-        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+        self._list_rows = EncodedRows(
+            ("name", "load_state", "active_state", "sub_state", "description", "main_pid"))
+        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any] | protocol.EncodedJSON]]] = {
             "hello": self.hello,
             "list": self.list_units,
             "status": self.status,
@@ -73,7 +77,7 @@ class CommandHandler:
             **_unit_file_commands(manager),  # unitinfo.py: verify, cat, show, enable, ...
         }
 
-    async def handle(self, request: Request, peer: Peer) -> dict[str, Any]:
+    async def handle(self, request: Request, peer: Peer) -> dict[str, Any] | protocol.EncodedJSON:
         command = self.commands.get(request.cmd)
         if command is None:
             known = ", ".join(sorted(self.commands))
@@ -126,7 +130,7 @@ class CommandHandler:
     async def hello(self, args: dict[str, Any]) -> dict[str, Any]:
         return self.manager.hello()
 
-    async def list_units(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def list_units(self, args: dict[str, Any]) -> protocol.EncodedJSON:
         show_all = bool(args.get("all"))
         states = args.get("states") or []
         types = args.get("types") or []
@@ -144,15 +148,15 @@ class CommandHandler:
                 continue
             if types and runtime.unit.kind not in types:
                 continue
-            units.append({
-                "name": name,
-                "load_state": runtime.unit.load_state,
-                "active_state": state,
-                "sub_state": runtime.sub_state,
-                "description": runtime.unit.description,
-                "main_pid": getattr(runtime, "main_pid", 0),
-            })
-        return {"units": units}
+            units.append(self._list_rows.row(name, (
+                name,
+                runtime.unit.load_state,
+                state,
+                runtime.sub_state,
+                runtime.unit.description,
+                getattr(runtime, "main_pid", 0),
+            )))
+        return self._list_rows.result("units", units)
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         names = protocol.arg_units(args)

@@ -56,9 +56,10 @@ class Manager:
         self.runtimes: dict[str, UnitRuntime] = {}
         # Reverse dependency lists, which runtime() and UnitRuntime.reload_definition() keep up to date.
         self.reverse_deps = ReverseDependencies(self.runtimes)
-        # Runtimes created so far, and known_names() with the (loader, created, count) it was built for.
+        # Runtimes created so far, and known_names() with the (loader, listing generation,
+        # created, count) it was built for.
         self._created = 0
-        self._known_names: tuple[UnitLoader, int, int, list[str]] | None = None
+        self._known_names: tuple[UnitLoader, int, int, int, list[str]] | None = None
         self.logs = LogStore(paths.log_dir)
         self.reaper: reaper_module.Reaper
         self.transactions = Transactions(self)
@@ -89,7 +90,12 @@ class Manager:
         return self.loader.load(name)
 
     def runtime(self, name: str) -> UnitRuntime | None:
-        """Return the runtime of a unit, loading it on first use; None for names that cannot exist."""
+        """Return the runtime of a unit, loading it on first use; None for names that cannot exist.
+
+        A name with no runtime yet is loaded through the loader, which lists the
+        unit directories again when one changed since its last listing, so a unit
+        file added after the last daemon-reload is found here.
+        """
         name = self.resolve(name)
         runtime = self.runtimes.get(name)
         if runtime is not None:
@@ -115,17 +121,21 @@ class Manager:
     def known_names(self) -> list[str]:
         """Return the loaded units and the unit files in the search path, templates left out, sorted.
 
-        The list is rebuilt only when the loader was replaced (daemon-reload) or a
-        runtime was created or removed: a runtime is only ever added by runtime(),
-        so a change in the count with no new runtime means one was removed.
+        The list is rebuilt only when the loader was replaced (daemon-reload), it
+        listed the unit directories again, or a runtime was created or removed.
+        A runtime is only ever added by runtime(), so a change in the count with
+        no new runtime means one was removed. It stats no directory, so a file that
+        no lookup has asked for yet appears once a lookup misses or at daemon-reload.
         """
+        key = (self.loader.listing_generation, self._created, len(self.runtimes))
         cached = self._known_names
-        if cached is not None and cached[0] is self.loader and cached[1:3] == (self._created, len(self.runtimes)):
-            return list(cached[3])
+        if cached is not None and cached[0] is self.loader and cached[1:4] == key:
+            return list(cached[4])
         names = set(self.runtimes)
         names.update(n for n in self.loader.names() if "@." not in n)
         known = sorted(names)
-        self._known_names = (self.loader, self._created, len(self.runtimes), known)
+        # names() may have listed the directories just now, which moved the generation on.
+        self._known_names = (self.loader, self.loader.listing_generation, *key[1:], known)
         return list(known)
 
     def enablement(self, name: str) -> str:

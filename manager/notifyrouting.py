@@ -49,11 +49,19 @@ def notify_address(paths: Paths, environment: Mapping[str, str]) -> str:
     return str(paths.notify_socket)
 
 
+def _live_stat(pid: int) -> processes.ProcInfo | None:
+    """Return the /proc stat of `pid`, or None when it is gone or a zombie."""
+    info = processes.read_stat(pid)
+    return info if info is not None and info.state != "Z" else None
+
+
 class NotifyRouter:
     def __init__(self, manager: Manager, address: str):
         self.manager = manager
         self.socket = NotifySocket(manager.loop, address, self.on_message)
         self._last_warning: dict[str, float] = {}
+        # pid of a main, control or spawned process to its service; see unit_for_pid().
+        self._pid_index: dict[int, ServiceRuntime] = {}
 
     @property
     def address(self) -> str:
@@ -68,26 +76,60 @@ class NotifyRouter:
     def _services(self) -> list[ServiceRuntime]:
         return [r for r in self.manager.runtimes.values() if isinstance(r, ServiceRuntime) and r.invocation_id]
 
-    def unit_for_pid(self, pid: int) -> ServiceRuntime | None:
+    def _owns(self, service: ServiceRuntime, pid: int) -> bool:
+        """Return whether `pid` is still a main, control or spawned process of the running `service`."""
+        if not service.invocation_id or self.manager.runtimes.get(service.name) is not service:
+            return False
+        return pid == service.main_pid or pid in service.control_pids or pid in service.roots
+
+    def _rebuild_index(self) -> list[ServiceRuntime]:
         services = self._services()
+        index: dict[int, ServiceRuntime] = {}
         for service in services:
-            if pid == service.main_pid or pid in service.control_pids or pid in service.roots:
-                return service
-        table = processes.process_table()
-        info = table.get(pid)
+            for pid in (service.main_pid, *service.control_pids, *service.roots):
+                if pid:
+                    index[pid] = service
+        self._pid_index = index
+        return services
+
+    def _indexed(self, pid: int) -> ServiceRuntime | None:
+        service = self._pid_index.get(pid)
+        return service if service is not None and self._owns(service, pid) else None
+
+    def _spawned_root(self, pid: int) -> ServiceRuntime | None:
+        """Return the service that spawned the session or an ancestor of `pid`, from the index."""
+        info = _live_stat(pid)
         if info is None:
             return None
-        by_root = {root: service for service in services for root in service.roots}
-        if info.sid in by_root:
-            return by_root[info.sid]
+        service = self._pid_index.get(info.sid)
+        if service is not None and info.sid in service.roots and self._owns(service, info.sid):
+            return service
         current = info
         for _ in range(MAX_ANCESTORS):
-            parent = table.get(current.ppid)
+            parent = _live_stat(current.ppid) if current.ppid > 1 else None
             if parent is None:
                 break
-            if parent.pid in by_root:
-                return by_root[parent.pid]
+            service = self._pid_index.get(parent.pid)
+            if service is not None and parent.pid in service.roots and self._owns(service, parent.pid):
+                return service
             current = parent
+        return None
+
+    def unit_for_pid(self, pid: int) -> ServiceRuntime | None:
+        """Return the service that `pid` belongs to, or None.
+
+        The pid index is built from the services' main, control and spawned
+        pids and checked against the service on every hit, so a message from a
+        known process costs a dict lookup. A miss rebuilds the index once, and
+        only then are the environments of all services' processes compared.
+        """
+        found = self._indexed(pid) or self._spawned_root(pid)
+        if found is not None:
+            return found
+        services = self._rebuild_index()
+        found = self._indexed(pid) or self._spawned_root(pid)
+        if found is not None:
+            return found
         for service in services:
             if processes.environ_has(pid, f"INVOCATION_ID={service.invocation_id}".encode()):
                 return service

@@ -83,6 +83,7 @@ COMMAND_ARGUMENTS: dict[str, dict[str, ArgumentType]] = {
     "enable": {**_UNITS, "now": BOOLEAN},
     "disable": {**_UNITS, "now": BOOLEAN},
     "is-enabled": _UNITS,
+    "list-unit-files": {"states": STRINGS},
     "subscribe": {**_UNITS, **_LOG_QUERY, "streams": STRING_OR_STRINGS, "queue": INTEGER,
                   "queue_bytes": INTEGER, "interval": NUMBER},
     "ack": {"sub": INTEGER, "seq": INTEGER},

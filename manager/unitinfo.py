@@ -1,4 +1,5 @@
-"""The control commands about unit files: verify, cat, show, enable, disable, is-enabled.
+"""The control commands about unit files: verify, cat, show, enable, disable, is-enabled,
+list-unit-files.
 
 `CommandHandler.commands` (commands.py) maps each command to a method of
 `UnitFileCommands`; the argument and result shapes are in docs/protocol.md.
@@ -182,6 +183,25 @@ class UnitFileCommands:
         run = getattr(self.manager.transactions, kind)
         results = await run(names) if names else {}
         return [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]
+
+    async def list_unit_files(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Return every unit file in the search path with its is-enabled word (list-unit-files).
+
+        As systemctl does, this reads the directories as they are now: a file
+        added since the last daemon-reload is listed, templates included. The
+        optional `states` keeps only the units whose word is in it.
+        """
+        states = set(_string_list(args, "states"))
+        loader = self.manager.loader
+        loader.refresh_listing()
+        enablement = self.enablement
+        units = []
+        # TODO: state() lists the search path again for each unit, so this is quadratic in the unit count.
+        for name in loader.names():
+            state = enablement.state(name)
+            if not states or state in states:
+                units.append({"name": name, "state": state})
+        return {"units": units}
 
     async def is_enabled(self, args: dict[str, Any]) -> dict[str, Any]:
         enablement = self.enablement

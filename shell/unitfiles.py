@@ -1,4 +1,4 @@
-"""The unit-file commands of unitsh: verify, cat, show, enable, disable, is-enabled.
+"""The unit-file commands of unitsh: verify, cat, show, enable, disable, is-enabled, list-unit-files.
 
 Declared here and added to the registry in commands.py (`UNIT_FILE_COMMANDS`).
 Output and exit statuses follow systemctl and systemd-analyze:
@@ -7,6 +7,8 @@ Output and exit statuses follow systemctl and systemd-analyze:
 - `cat UNIT...`: each file preceded by `# PATH`; exit 1 when a unit has no file
 - `show UNIT... [-p KEY[,KEY]]... [--value] [-a]`: `Key=Value` lines
 - `enable`/`disable UNIT...`: "Created symlink A → B." / "Removed "A"." on stderr
+- `list-unit-files [PATTERN...] [--state=STATE,...]`: a UNIT FILE / STATE
+  table and "N unit files listed."; the directories as they are now
 - `is-enabled UNIT...`: one word per unit. The exit status is 0 if a unit is
   enabled, static, indirect or an alias, else 4 if a unit is not found, else 1
 """
@@ -14,6 +16,7 @@ Output and exit statuses follow systemctl and systemd-analyze:
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,20 @@ SHOW_PROPERTIES = (
 )  # fmt: skip
 
 
+# The words is-enabled and list-unit-files print.
+FILE_STATES = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias", "masked",
+               "masked-runtime", "static", "indirect", "disabled", "generated", "transient", "bad")
+
+
+def _file_state_list(text: str) -> list[str]:
+    states = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [state for state in states if state not in FILE_STATES]
+    if not states or unknown:
+        raise argparse.ArgumentTypeError(f"invalid unit file state '{text}': use one or more of "
+                                         f"{', '.join(FILE_STATES)}, separated by commas")
+    return states
+
+
 def _property_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
@@ -64,6 +81,11 @@ def _show_args(inv: Invocation) -> dict[str, Any]:
     if properties:
         args["properties"] = properties
     return args
+
+
+def _unit_file_args(inv: Invocation) -> dict[str, Any]:
+    states = [state for group in inv.option("state") or [] for state in group]
+    return {"states": states} if states else {}
 
 
 # -- output --------------------------------------------------------------------
@@ -105,11 +127,34 @@ def _show_words(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
         ctx.out.line(unit.get("state", ""))
 
 
+def _matching_files(inv: Invocation, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Keep the unit files whose name matches a PATTERN (shell globs, as systemctl), sorted by name."""
+    units = sorted(result.get("units", []), key=lambda unit: unit.get("name", ""))
+    if not inv.args:
+        return units
+    return [unit for unit in units if any(fnmatch.fnmatchcase(unit.get("name", ""), p) for p in inv.args)]
+
+
+def _show_unit_files(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
+    units = _matching_files(inv, result)
+    width = max([len("UNIT FILE"), *(len(unit.get("name", "")) for unit in units)])
+    ctx.out.line(f"{'UNIT FILE':<{width}} STATE")
+    for unit in units:
+        ctx.out.line(f"{render.visible(unit.get('name', '')):<{width}} {unit.get('state', '')}")
+    ctx.out.line()
+    ctx.out.line(f"{len(units)} unit files listed.")
+
+
 # -- exit statuses -------------------------------------------------------------
 
 def _changes_exit(inv: Invocation, result: dict[str, Any]) -> int:
     jobs_ok = all(job.get("result") in render.JOB_SUCCESS for job in result.get("jobs", []))
     return exitcodes.SUCCESS if result.get("ok", True) and jobs_ok else exitcodes.FAILURE
+
+
+def _unit_files_exit(inv: Invocation, result: dict[str, Any]) -> int:
+    # As systemctl 252's list-unit-files, exit 1 when no unit file matched.
+    return exitcodes.SUCCESS if _matching_files(inv, result) else exitcodes.FAILURE
 
 
 def _is_enabled_exit(inv: Invocation, result: dict[str, Any]) -> int:
@@ -176,6 +221,16 @@ UNIT_FILE_COMMANDS: tuple[Command, ...] = (
         "disable", "remove the links that enable created for units",
         positional=_UNITS, options=(_NOW,), control="disable", build_args=_link_args,
         show=_show_changes, exit_status=_changes_exit, timeout=JOB_TIMEOUT),
+    Command(
+        "list-unit-files", "list the unit files on disk and whether each is enabled",
+        positional=Positional("PATTERN", "*"),
+        options=(Option(("--state",), "state", "only unit files in these states (enabled, disabled, ...)",
+                        metavar="STATE[,STATE...]", parse=_file_state_list, repeat=True,
+                        suggestions=FILE_STATES),),
+        control="list-unit-files", build_args=_unit_file_args, show=_show_unit_files,
+        exit_status=_unit_files_exit,
+        description="Reads the unit directories as they are now, so a file added since the "
+                    "last daemon-reload is listed. PATTERN is a shell glob such as 'worker@*'."),
     Command(
         "is-enabled", "print whether units are enabled (enabled, disabled, static, ...)",
         positional=_UNITS, options=(_QUIET,), control="is-enabled", build_args=_units_args,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,12 +76,48 @@ def _refuse(unit: Unit, reason: str) -> Unit:
     return unit
 
 
+# Directory mtimes come from a coarse clock, and some file systems store whole
+# seconds only. A file created within this long after a listing can leave the
+# directory's mtime equal to the mtime recorded with that listing.
+MTIME_GRANULARITY_NS = 1_000_000_000
+
+
 @dataclass
 class _DirectoryIndex:
     """The entries of one search directory, read once."""
 
     path: Path
     entries: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _ListingStamp:
+    """The mtimes of the search directories when they were listed, and the time of the listing."""
+
+    mtimes_ns: tuple[int | None, ...]
+    listed_at_ns: int
+
+    def is_current(self, mtimes_ns: tuple[int | None, ...]) -> bool:
+        """Return whether a listing with this stamp still matches directories with `mtimes_ns`.
+
+        A listing taken less than MTIME_GRANULARITY_NS after a directory's mtime
+        may have missed a file created in the same clock tick, so it is not current.
+        """
+        if mtimes_ns != self.mtimes_ns:
+            return False
+        newest = max((m for m in mtimes_ns if m is not None), default=None)
+        return newest is None or self.listed_at_ns - newest >= MTIME_GRANULARITY_NS
+
+
+def _directory_mtimes(search_path: list[Path]) -> tuple[int | None, ...]:
+    """Return each directory's mtime in nanoseconds, None for a missing or unreadable one."""
+    mtimes: list[int | None] = []
+    for directory in search_path:
+        try:
+            mtimes.append(os.stat(directory).st_mtime_ns)
+        except OSError:
+            mtimes.append(None)
+    return tuple(mtimes)
 
 
 def _read_text(path: Path) -> str:
@@ -98,7 +135,12 @@ def is_mask(path: Path) -> bool:
 
 
 class UnitLoader:
-    """Loads units by name from `search_path`, caching the results until `invalidate()`."""
+    """Loads units by name from `search_path`, caching the results until `invalidate()`.
+
+    A loaded unit stays cached as read. A unit that was not found is looked up
+    again when a search directory's mtime changed since the directories were
+    listed (refresh_listing()), as systemd 246 and later do without daemon-reload.
+    """
 
     def __init__(self, search_path: list[Path], context: SpecifierContext,
                  defaults: ManagerDefaults | None = None) -> None:
@@ -109,18 +151,49 @@ class UnitLoader:
         self._index: list[_DirectoryIndex] | None = None
         self._aliases: dict[str, list[str]] | None = None
         self._names: list[str] | None = None
+        self._stamp: _ListingStamp | None = None
+        # Counts the directory listings taken, so callers can tell when names() changed.
+        self.listing_generation = 0
 
     def invalidate(self) -> None:
         """Drop every cached unit, directory listing and name list (daemon-reload)."""
         self._cache.clear()
+        self._drop_listing()
+
+    def _drop_listing(self) -> None:
         self._index = None
         self._aliases = None
         self._names = None
+        self._stamp = None
+
+    def refresh_listing(self) -> bool:
+        """Drop the directory listing if a search directory changed since it was taken.
+
+        Costs one stat per search directory. Returns whether the listing was
+        dropped; the units cached as not found are dropped with it, and every
+        loaded unit stays as read. New files inside existing `.d/`, `.wants/`
+        and `.requires/` folders need no check here, because load() lists those
+        folders whenever it reads a unit.
+        """
+        if self._index is None or self._stamp is None:
+            return False
+        if self._stamp.is_current(_directory_mtimes(self.search_path)):
+            return False
+        log.debug("a unit directory changed since it was listed; listing %s again",
+                  ", ".join(str(d) for d in self.search_path))
+        self._drop_listing()
+        for name in [n for n, unit in self._cache.items() if unit.load_state == "not-found"]:
+            del self._cache[name]
+        return True
 
     # -- Directory scanning -----------------------------------------------------
 
     def _directories(self) -> list[_DirectoryIndex]:
         if self._index is None:
+            # The stamp is taken before the listing, so a file created while
+            # listing makes the next refresh_listing() list again.
+            self._stamp = _ListingStamp(_directory_mtimes(self.search_path), time.time_ns())
+            self.listing_generation += 1
             self._index = []
             for directory in self.search_path:
                 try:
@@ -146,7 +219,8 @@ class UnitLoader:
     def names(self) -> list[str]:
         """Return every unit file name in the search path (templates included) and the built-ins.
 
-        Computed from the cached directory listings, so it changes only after `invalidate()`.
+        Computed from the cached directory listings, so it changes only after
+        `invalidate()` or a `refresh_listing()` that found a changed directory.
         """
         if self._names is None:
             found: set[str] = set(BUILTIN_UNITS)
@@ -194,11 +268,19 @@ class UnitLoader:
     # -- Loading ----------------------------------------------------------------
 
     def load(self, name: str) -> Unit:
-        """Return the unit `name`, reporting a bad or missing unit in its load_state."""
+        """Return the unit `name`, reporting a bad or missing unit in its load_state.
+
+        Only a miss (load_state "not-found") costs the directory stats of refresh_listing().
+        """
         cached = self._cache.get(name)
         if cached is not None:
-            return cached
+            if cached.load_state != "not-found" or not self.refresh_listing():
+                return cached
+        listed_before = self._index is not None
         unit = self._load_uncached(name, seen=set())
+        # A listing taken by this very call is current, so only an older one is checked.
+        if unit.load_state == "not-found" and listed_before and self.refresh_listing():
+            unit = self._load_uncached(name, seen=set())
         self._cache[name] = unit
         return unit
 

@@ -142,3 +142,35 @@ def test_unitsh_enable_disable_and_words(make_manager, tmp_path: Path) -> None:
     assert manager.status("db")["active_state"] == "active"
     as_json = manager.unitsh("--json", "-c", "is-enabled db")
     assert json.loads(as_json.stdout) == {"units": [{"name": "db.service", "state": "enabled"}]}
+
+
+def test_list_unit_files_table_and_filters(make_manager, tmp_path: Path) -> None:
+    units = _units(tmp_path / "units")
+    manager = make_manager(units)
+    assert manager.unitsh("-c", "enable web").returncode == 0
+
+    table = manager.unitsh("-c", "list-unit-files '*.service'")
+    assert table.returncode == 0
+    rows = [line.split() for line in table.stdout.splitlines()]
+    assert rows[0] == ["UNIT", "FILE", "STATE"]
+    assert ["web.service", "enabled"] in rows
+    assert ["db.service", "enabled"] in rows
+    assert ["helper.service", "static"] in rows
+    assert ["worker@.service", "disabled"] in rows
+    assert table.stdout.endswith("\n\n5 unit files listed.\n")
+
+    # A file written after start is listed at once, as systemctl lists it.
+    write_unit(units, "late.service", SLEEPER)
+    static = manager.unitsh("-c", "list-unit-files --state=static 'l*'")
+    assert (static.returncode, static.stdout.splitlines()[1:]) == (0, ["late.service static", "",
+                                                                        "1 unit files listed."])
+
+    none = manager.unitsh("-c", "list-unit-files 'nothing*'")
+    assert (none.returncode, none.stdout) == (1, "UNIT FILE STATE\n\n0 unit files listed.\n")
+    bad = manager.unitsh("-c", "list-unit-files --state=on")
+    assert bad.returncode == 2
+    assert "invalid unit file state 'on'" in bad.stderr
+
+    data = json.loads(manager.unitsh("-c", "list-unit-files --state=enabled", "--json").stdout)
+    assert {"name": "web.service", "state": "enabled"} in data["units"]
+    assert all(unit["state"] == "enabled" for unit in data["units"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -112,3 +113,67 @@ async def test_bind_failure_named(tmp_path: Path) -> None:
     notify = NotifySocket(asyncio.get_running_loop(), address, lambda message: None)
     with pytest.raises(NotifySocketError, match="cannot bind the notify socket .*missing-dir"):
         notify.open()
+
+
+ROUTED_SERVICE = """\
+import os, socket, subprocess, sys, time
+address = os.environ["NOTIFY_SOCKET"]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def send(text):
+    sock.sendto(text.encode(), address)
+def wait_file(path):
+    while not os.path.exists(path):
+        time.sleep(0.02)
+with open(sys.argv[1] + ".address", "w") as f:
+    f.write(address)
+send("READY=1\\nSTATUS=from main")
+wait_file(sys.argv[1] + ".child")
+# In a session of its own, so only its parent ties it to the service.
+child = ("import os, socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+         ".sendto(b'STATUS=from child', os.environ['NOTIFY_SOCKET'])")
+subprocess.run([sys.executable, "-c", child], start_new_session=True, check=True)
+wait_file(sys.argv[1] + ".last")
+send("ERRNO=7")
+while True:
+    time.sleep(1)
+"""
+
+
+def test_notify_routed_by_sender(make_manager, tmp_path: Path) -> None:
+    from support import wait_for, write_unit
+
+    units = tmp_path / "units"
+    script = tmp_path / "routed.py"
+    script.write_text(ROUTED_SERVICE)
+    flags = tmp_path / "flag"
+    write_unit(units, "routed.service", f"""\
+[Service]
+Type=notify
+NotifyAccess=all
+TimeoutStopSec=2
+ExecStart={sys.executable} {script} {flags}
+""")
+    write_unit(units, "bystander.service", "[Service]\nExecStart=/bin/sleep 1000\nTimeoutStopSec=2\n")
+    manager = make_manager(units)
+    manager.request("start", {"units": ["bystander"]})
+    reply = manager.request("start", {"units": ["routed"]})
+    assert reply["jobs"] == [{"unit": "routed.service", "job": "start", "result": "done"}]
+    assert manager.status("routed")["status_text"] == "from main"
+
+    Path(f"{flags}.child").touch()
+    wait_for(lambda: manager.status("routed")["status_text"] == "from child",
+             message="the child's STATUS= to reach routed.service")
+
+    # A process of no unit (this test) is dropped. The main process's ERRNO= is
+    # queued after it on the socket, so once ERRNO= is applied the earlier message was handled.
+    address = Path(f"{flags}.address").read_text()
+    outside = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        outside.sendto(b"STATUS=from outside", address)
+    finally:
+        outside.close()
+    Path(f"{flags}.last").touch()
+    wait_for(lambda: manager.status("routed")["status_errno"] == 7,
+             message="the main process's ERRNO= to reach routed.service")
+    assert manager.status("routed")["status_text"] == "from child"
+    assert manager.status("bystander")["status_text"] == ""
