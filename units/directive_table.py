@@ -15,18 +15,18 @@ and Type= also accepts notify-reload (253).
 """
 
 OWNER_REASONS: dict[str, str] = {
-    "deps": "this dependency type is not yet implemented",
-    "sockets": "socket activation is not yet implemented",
-    "timers": "timer units are not yet implemented",
-    "paths": "path units are not yet implemented",
-    "cgroup": "resource control (cgroup v2) is not yet implemented",
+    "deps": "this dependency setting is not implemented",
+    "sockets": "this socket option is not implemented (docs/sockets.md lists the supported ones)",
+    "timers": "timer units are not implemented",
+    "paths": "path units are not implemented",
+    "cgroup": "this resource-control setting is not implemented (docs/resources.md lists the supported ones)",
     "sandbox": "sandboxing is not implemented: it needs namespaces a user manager cannot always set up",
     "user": "switching users, groups or security contexts needs privileges a user manager lacks",
-    "later": "not yet implemented",
+    "later": "not implemented",
     "obsolete": "obsolete: systemd 252 itself ignores it or maps it to a newer setting",
     "system": "only meaningful in the system manager",
-    "dbus": "D-Bus activation is not yet implemented",
-    "creds": "service credentials are not yet implemented",
+    "dbus": "D-Bus activation is not implemented",
+    "creds": "service credentials are not implemented",
     "logging": "journal settings do not apply: unitmgr writes its own per-unit logs",
 }
 
