@@ -36,6 +36,7 @@ from unitmgr.manager.paths import resolve as resolve_paths
 from unitmgr.shell import ssh
 from unitmgr.shell.client import Client, ClientError
 from unitmgr.shell.session import Session
+from unitmgr.shell.sshconfig import DEFAULT_CONNECT_TIMEOUT
 from unitmgr.shell.tunnel import Tunnel
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class RemoteOptions:
     authorize: bool = False
     # Asks the user a yes/no question; None when no user can be asked (-c, stdin not a terminal).
     ask: Callable[[str], bool] | None = None
-    connect_timeout: float = 5.0
+    # None takes ConnectTimeout from ~/.ssh/config for SSH, else DEFAULT_CONNECT_TIMEOUT.
+    connect_timeout: float | None = None
     timeout: float = 5.0  # for a reply to a request
     # Use a direct-tcpip channel when the manager listens on loopback TCP; else `unitmgr bridge`.
     direct_tcp: bool = True
@@ -62,6 +64,11 @@ class RemoteOptions:
     def ssh_options(self) -> ssh.SSHOptions:
         return ssh.SSHOptions(accept_new_host_key=self.accept_new_host_key, ask=self.ask,
                               connect_timeout=self.connect_timeout)
+
+    @property
+    def channel_timeout(self) -> float:
+        """Seconds to wait for an SSH channel or the manager's handshake once SSH is connected."""
+        return self.connect_timeout or DEFAULT_CONNECT_TIMEOUT
 
 
 def ask_on_terminal(question: str) -> bool:
@@ -158,7 +165,7 @@ class RemoteClient(Client):
         self.tunnel = tunnel
         self.channel_kind = link.channel_kind  # "bridge" or "direct-tcpip"
         super().__init__(tunnel.endpoint, link.endpoint.server_key, pair.public, pair.secret,
-                         timeout=options.timeout, connect_timeout=options.connect_timeout,
+                         timeout=options.timeout, connect_timeout=options.channel_timeout,
                          client_pub_file=str(keyfiles.key_files(options.paths, "client")[1]))
         # Client uses `endpoint` only in messages once connected: name the host, not the tunnel.
         self.tunnel_endpoint = self.endpoint
@@ -340,7 +347,7 @@ def channel_opener(connection: paramiko.SSHClient, endpoint: RemoteEndpoint,
     the server allows forwarding; otherwise an exec channel runs `unitmgr bridge`."""
     transport = connection.get_transport()
     assert transport is not None
-    timeout = options.connect_timeout
+    timeout = options.channel_timeout
     tcp = endpoint.loopback_tcp() if options.direct_tcp else None
 
     def open_tcp() -> paramiko.Channel:

@@ -27,9 +27,9 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
         help="SSH: how to run unitmgr on the hosts, for one that is not on the remote PATH "
              "(e.g. ~/venv/bin/unitmgr); the remote shell runs it (default: unitmgr)")
     parser.add_argument(
-        "--connect-timeout", type=_positive_seconds, default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"SSH: how long to wait for a host to connect (default {DEFAULT_CONNECT_TIMEOUT:g})")
+        "--connect-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+        help="SSH: how long to wait for a host to connect (default: ConnectTimeout in ~/.ssh/config, "
+             f"else {DEFAULT_CONNECT_TIMEOUT:g})")
 
 
 def _positive_seconds(text: str) -> float:

@@ -1,11 +1,12 @@
 """SSH connections for a remote `unitsh`, with paramiko.
 
 `connect(target, options)` opens an authenticated `paramiko.SSHClient` the way
-`ssh TARGET` would: it reads ~/.ssh/config (HostName, User, Port,
-IdentityFile, ProxyJump, UserKnownHostsFile), offers the keys of the SSH agent
-and the identity files, and checks the host key against known_hosts. An
-unknown host key is accepted only after a yes at the prompt or with
-`accept_new_host_key`; a changed one is always rejected.
+`ssh TARGET` would: it applies ~/.ssh/config (sshconfig.py), goes through
+ProxyJump hosts or a ProxyCommand (sshproxy.py), offers the identity files and
+the keys of the SSH agent (sshauth.py), and checks the host key against
+known_hosts. An unknown host key is accepted only after a yes at the prompt,
+with `accept_new_host_key`, or with StrictHostKeyChecking accept-new or no; a
+changed one is always rejected.
 
 Only the remote path of the shell imports this module, because importing
 paramiko costs about 200 ms.
@@ -18,141 +19,33 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+from paramiko.auth_strategy import AuthFailure
+from unitmgr.shell import sshauth
 from unitmgr.shell.client import ClientError
+from unitmgr.shell.sshconfig import (
+    DEFAULT_SSH_PORT,
+    HostSettings,
+    SSHError,
+    SSHOptions,
+    Target,
+    host_settings,
+    parse_target,
+)
+from unitmgr.shell.sshproxy import ProxyProcess
 
 log = logging.getLogger(__name__)
 # paramiko logs transport failures that connect() also raises; without a handler
 # they would reach stderr through logging's last-resort handler.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-DEFAULT_SSH_PORT = 22
 MAX_JUMPS = 8  # ProxyJump chains longer than this are rejected as a likely loop
 
-
-class SSHError(ClientError):
-    """The SSH part of a remote connection failed.
-
-    Besides the kinds of ClientError, `kind` is one of "ssh-connect",
-    "ssh-auth", "host-key-unknown", "host-key-changed", "not-installed"."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A host as given on the command line: `[user@]host[:port]`."""
-
-    host: str
-    user: str | None = None
-    port: int | None = None
-
-    def __str__(self) -> str:
-        return self.host
-
-
-def parse_target(text: str) -> Target:
-    """Parse `[user@]host[:port]`; an IPv6 address with a port goes in brackets."""
-    user, _, rest = text.rpartition("@")
-    port_text = ""
-    if rest.startswith("["):
-        host, _, tail = rest[1:].partition("]")
-        if tail and not tail.startswith(":"):
-            raise ValueError(f"invalid host {text!r}: use [user@]host[:port] or [user@][ipv6]:port")
-        port_text = tail[1:]
-    elif rest.count(":") == 1:
-        host, _, port_text = rest.partition(":")
-    else:
-        host = rest  # a host name, or a bare IPv6 address
-    if not host:
-        raise ValueError(f"invalid host {text!r}: the host name is empty")
-    port = None
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"invalid port {port_text!r} in {text!r}: use a number from 1 to 65535")
-        port = int(port_text)
-    return Target(host=host, user=user or None, port=port)
-
-
-@dataclass
-class SSHOptions:
-    """How to open SSH connections; the defaults match `ssh` for the current user."""
-
-    accept_new_host_key: bool = False
-    # Asks the user about an unknown host key and returns True for yes; None when no user can be asked.
-    ask: Callable[[str], bool] | None = None
-    connect_timeout: float = 5.0
-    config_file: Path = field(default_factory=lambda: Path("~/.ssh/config").expanduser())
-    known_hosts: Path = field(default_factory=lambda: Path("~/.ssh/known_hosts").expanduser())
-
-
-@dataclass(frozen=True)
-class HostSettings:
-    """The settings for one host after ~/.ssh/config is applied."""
-
-    alias: str
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    proxy_jump: str | None
-    known_hosts: Path
-    accept_new_host_key: bool = False  # StrictHostKeyChecking accept-new in the config
-
-    @property
-    def known_hosts_name(self) -> str:
-        """The host's name in known_hosts: `host`, or `[host]:port` off port 22."""
-        if self.port == DEFAULT_SSH_PORT:
-            return self.hostname
-        return f"[{self.hostname}]:{self.port}"
-
-
-def load_config(path: Path) -> paramiko.SSHConfig:
-    try:
-        return paramiko.SSHConfig.from_path(str(path))
-    except FileNotFoundError:
-        return paramiko.SSHConfig()
-    except (OSError, paramiko.ConfigParseError) as exc:
-        raise SSHError("ssh-connect", f"cannot read the SSH configuration {path}: {exc}; "
-                       "fix or move that file") from None
-
-
-def host_settings(target: Target, options: SSHOptions) -> HostSettings:
-    """Apply ~/.ssh/config to `target`; values given on the command line win."""
-    entry = load_config(options.config_file).lookup(target.host)
-    port = target.port or _config_port(entry.get("port", str(DEFAULT_SSH_PORT)), target.host, options)
-    user = target.user or entry.get("user") or _local_user()
-    jump = entry.get("proxyjump")
-    if jump and jump.lower() == "none":
-        jump = None
-    known_hosts = options.known_hosts
-    if "userknownhostsfile" in entry:
-        known_hosts = Path(entry["userknownhostsfile"].split()[0]).expanduser()
-    # "accept-new" (and "no", which OpenSSH treats the same way for new keys)
-    # accepts unknown keys; a changed key is rejected whatever the setting.
-    accept_new = entry.get("stricthostkeychecking", "").lower() in ("accept-new", "no", "off")
-    return HostSettings(
-        alias=target.host, hostname=entry.get("hostname", target.host), port=port, user=user,
-        identity_files=tuple(entry.get("identityfile", [])), proxy_jump=jump,
-        known_hosts=known_hosts, accept_new_host_key=accept_new,
-    )
-
-
-def _config_port(text: str, host: str, options: SSHOptions) -> int:
-    if text.isdigit() and 0 < int(text) < 65536:
-        return int(text)
-    raise SSHError("ssh-connect", f"invalid Port {text!r} for {host} in {options.config_file}; "
-                   "use a number from 1 to 65535")
-
-
-def _local_user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        return os.environ.get("USER", "")
+__all__ = ["DEFAULT_SSH_PORT", "HostSettings", "SSHError", "SSHOptions", "Target", "connect", "close",
+           "host_settings", "parse_target", "run_command"]
 
 
 # -- host keys -------------------------------------------------------------------
@@ -166,8 +59,11 @@ def describe_key(key: paramiko.PKey) -> str:
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Decide about a host key that known_hosts does not contain.
 
-    The key is accepted after a yes from `options.ask`, or at once with
-    `accept_new_host_key`, and then appended to the known_hosts file."""
+    The key is accepted at once with `accept_new_host_key` or with
+    StrictHostKeyChecking accept-new or no, after a yes from `options.ask`
+    with StrictHostKeyChecking ask (the default), and never with
+    StrictHostKeyChecking yes. An accepted key is appended to the first
+    known_hosts file."""
 
     def __init__(self, settings: HostSettings, options: SSHOptions):
         self.settings = settings
@@ -176,6 +72,14 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         name = self.settings.known_hosts_name
         if not (self.options.accept_new_host_key or self.settings.accept_new_host_key):
+            if self.settings.host_key_checking == "yes":
+                raise SSHError(
+                    "host-key-unknown",
+                    f"the host key of {name} is not in {self.settings.known_hosts} "
+                    f"({describe_key(key)}), and StrictHostKeyChecking yes in "
+                    f"{self.settings.config_file} forbids adding it; check that fingerprint with the "
+                    "host's owner, then run again with --accept-new-host-key",
+                )
             question = (f"The authenticity of host '{name}' can't be established.\n"
                         f"{key.algorithm_name} key fingerprint is {key.fingerprint}.\n"
                         "Add it to known_hosts? [y/N] ")
@@ -209,12 +113,18 @@ def append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
 
 def _changed_key_error(settings: HostSettings, exc: paramiko.BadHostKeyException) -> SSHError:
     name = settings.known_hosts_name
+    files = " or ".join(str(path) for path in settings.known_hosts_files)
+    # Unlike OpenSSH, StrictHostKeyChecking no never lets a changed key through.
+    strict_no = " (StrictHostKeyChecking no does not accept a changed key)" \
+        if settings.host_key_checking == "no" else ""
+    default = Path("~/.ssh/known_hosts").expanduser()
+    file_option = "" if settings.known_hosts == default else f" -f '{settings.known_hosts}'"
     return SSHError(
         "host-key-changed",
         f"HOST KEY MISMATCH for {name}: the host sent {describe_key(exc.key)}, but "
-        f"{settings.known_hosts} lists {describe_key(exc.expected_key)}. Someone may be "
-        "intercepting the connection, or the host was reinstalled. The connection was refused; "
-        f"if the new key is right, remove the old one with: ssh-keygen -R '{name}'",
+        f"{files} lists {describe_key(exc.expected_key)}. Someone may be "
+        "intercepting the connection, or the host was reinstalled. The connection was refused"
+        f"{strict_no}; if the new key is right, remove the old one with: ssh-keygen -R '{name}'{file_option}",
     )
 
 
@@ -244,33 +154,51 @@ def _connect(target: Target, options: SSHOptions, depth: int) -> paramiko.SSHCli
             raise SSHError("ssh-connect", f"ProxyJump for {settings.alias} nests more than {MAX_JUMPS} "
                            "hosts; check ~/.ssh/config for a loop")
         jump_client, sock = _open_jump(settings, options, depth)
+    proxy = _start_proxy(settings) if settings.proxy_command else None
     client = paramiko.SSHClient()
-    _load_host_keys(client, settings)
-    client.set_missing_host_key_policy(HostKeyPolicy(settings, options))
     try:
-        _connect_client(client, settings, options, sock)
+        _load_host_keys(client, settings)
+        client.set_missing_host_key_policy(HostKeyPolicy(settings, options))
+        _connect_client(client, settings, proxy.sock if proxy else sock, proxy)
     except BaseException:
         client.close()
         if jump_client is not None:
-            jump_client.close()
+            close(jump_client)
+        if proxy is not None:
+            proxy.close()
         raise
     transport = client.get_transport()
     assert transport is not None
     # Without TCP_NODELAY every small ZeroMQ message can wait for a delayed ACK.
-    if isinstance(transport.sock, socket.socket):
+    if isinstance(transport.sock, socket.socket) and transport.sock.family in (socket.AF_INET, socket.AF_INET6):
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Both are closed with the client, by close().
     if jump_client is not None:
-        client._unitsh_jump = jump_client  # type: ignore[attr-defined]  # closed with the client
+        client._unitsh_jump = jump_client  # type: ignore[attr-defined]
+    if proxy is not None:
+        client._unitsh_proxy = proxy  # type: ignore[attr-defined]
     log.debug("connected to %s@%s port %d", settings.user, settings.hostname, settings.port)
     return client
 
 
 def close(client: paramiko.SSHClient) -> None:
-    """Close an SSH connection and the ProxyJump connections it goes through."""
+    """Close an SSH connection, the ProxyJump connections it goes through and its ProxyCommand."""
     client.close()
     jump = getattr(client, "_unitsh_jump", None)
     if jump is not None:
         close(jump)
+    proxy = getattr(client, "_unitsh_proxy", None)
+    if proxy is not None:
+        proxy.close()
+
+
+def _start_proxy(settings: HostSettings) -> ProxyProcess:
+    assert settings.proxy_command is not None
+    try:
+        return ProxyProcess(settings.proxy_command, settings.alias)
+    except OSError as exc:
+        raise SSHError("ssh-connect", f"cannot start ProxyCommand {settings.proxy_command!r} for "
+                       f"{settings.alias}: {exc}; check ProxyCommand in {settings.config_file}") from None
 
 
 def _open_jump(settings: HostSettings, options: SSHOptions, depth: int,
@@ -287,11 +215,11 @@ def _open_jump(settings: HostSettings, options: SSHOptions, depth: int,
     try:
         channel = jump.get_transport().open_channel(  # type: ignore[union-attr]
             "direct-tcpip", (settings.hostname, settings.port), ("127.0.0.1", 0),
-            timeout=options.connect_timeout)
+            timeout=settings.connect_timeout)
     except (paramiko.SSHException, OSError) as exc:
         close(jump)
         raise SSHError("ssh-connect", f"the jump host {hops[-1]} cannot reach {settings.hostname} "
-                       f"port {settings.port}: {exc}; check ProxyJump in ~/.ssh/config") from None
+                       f"port {settings.port}: {exc}; check ProxyJump in {settings.config_file}") from None
     return jump, channel
 
 
@@ -303,8 +231,8 @@ def _connect_through(jump: paramiko.SSHClient, target: Target, options: SSHOptio
     try:
         channel = jump.get_transport().open_channel(  # type: ignore[union-attr]
             "direct-tcpip", (settings.hostname, settings.port), ("127.0.0.1", 0),
-            timeout=options.connect_timeout)
-        _connect_client(client, settings, options, channel)
+            timeout=settings.connect_timeout)
+        _connect_client(client, settings, channel)
     except BaseException:
         client.close()
         close(jump)
@@ -314,7 +242,7 @@ def _connect_through(jump: paramiko.SSHClient, target: Target, options: SSHOptio
 
 
 def _load_host_keys(client: paramiko.SSHClient, settings: HostSettings) -> None:
-    for path in (Path("/etc/ssh/ssh_known_hosts"), settings.known_hosts):
+    for path in (Path("/etc/ssh/ssh_known_hosts"), *settings.known_hosts_files):
         try:
             # Keys loaded as "system" keys are never saved back, so the user's file stays as it is.
             client.load_system_host_keys(str(path))
@@ -324,17 +252,34 @@ def _load_host_keys(client: paramiko.SSHClient, settings: HostSettings) -> None:
             raise SSHError("ssh-connect", f"cannot read {path}: {exc}; fix or move that file") from None
 
 
-def _connect_client(client: paramiko.SSHClient, settings: HostSettings, options: SSHOptions,
-                    sock: paramiko.Channel | None) -> None:
-    timeout = options.connect_timeout
+def _connect_client(client: paramiko.SSHClient, settings: HostSettings,
+                    sock: paramiko.Channel | socket.socket | None, proxy: ProxyProcess | None = None) -> None:
+    timeout = settings.connect_timeout
+    agent = sshauth.open_agent()
     try:
+        sources = sshauth.key_sources(settings, tuple(agent.get_keys()) if agent else ())
         client.connect(
-            settings.hostname, settings.port, username=settings.user,
-            key_filename=list(settings.identity_files) or None, allow_agent=True, look_for_keys=True,
+            settings.hostname, settings.port, username=settings.user, auth_strategy=sshauth.KeyList(sources),
             sock=sock, timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
             channel_timeout=timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
+        failure = proxy.describe_failure() if proxy is not None else None
+        if failure is not None and not isinstance(exc, paramiko.AuthenticationException):
+            raise SSHError("ssh-connect", f"cannot connect to {settings.alias}: {failure}; check "
+                           f"ProxyCommand in {settings.config_file}") from None
         raise _connect_error(settings, timeout, exc) from None
+    finally:
+        if agent is not None:
+            agent.close()
+
+
+def _describe_source(source: object) -> str:
+    """Name an offered key: its fingerprint, and its file or "agent"."""
+    key = getattr(source, "pkey", None)
+    if key is None:
+        return type(source).__name__
+    origin = "agent" if isinstance(key, paramiko.AgentKey) else str(getattr(source, "path", "file"))
+    return f"{key.fingerprint} ({origin})"
 
 
 def _connect_error(settings: HostSettings, timeout: float, exc: BaseException) -> SSHError:
@@ -342,16 +287,24 @@ def _connect_error(settings: HostSettings, timeout: float, exc: BaseException) -
     where = f"{settings.user}@{settings.hostname} port {settings.port}"
     if isinstance(exc, paramiko.BadHostKeyException):
         return _changed_key_error(settings, exc)
+    if isinstance(exc, AuthFailure):
+        offered = ", ".join(_describe_source(result.source) for result in exc.result) or "none"
+        only = " (IdentitiesOnly yes)" if settings.identities_only else ""
+        return SSHError(
+            "ssh-auth",
+            f"SSH authentication failed for {where}: the server accepted none of the keys offered"
+            f"{only}: {offered}; check that one of your keys (ssh-add -l, IdentityFile in "
+            f"{settings.config_file}) is in that user's ~/.ssh/authorized_keys")
     if isinstance(exc, paramiko.AuthenticationException):
         return SSHError(
             "ssh-auth",
             f"SSH authentication failed for {where} ({exc}); check that one of your keys (ssh-add -l, "
-            "IdentityFile in ~/.ssh/config) is in that user's ~/.ssh/authorized_keys")
+            f"IdentityFile in {settings.config_file}) is in that user's ~/.ssh/authorized_keys")
     if str(exc) == "No authentication methods available":
         return SSHError(
             "ssh-auth",
-            f"SSH authentication failed for {where}: no key to offer (no SSH agent, and no identity "
-            "file in ~/.ssh or IdentityFile in ~/.ssh/config); add a key with ssh-add")
+            f"SSH authentication failed for {where}: no key to offer (no key in the SSH agent, and no "
+            f"identity file in ~/.ssh or IdentityFile in {settings.config_file}); add a key with ssh-add")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
         reason = "connection refused"
     elif isinstance(exc, TimeoutError):

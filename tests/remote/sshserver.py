@@ -204,7 +204,8 @@ class TestUser:
 class SSHServer:
     """/usr/sbin/sshd on 127.0.0.1 with its own host key, allowing one user."""
 
-    def __init__(self, directory: Path, user: str):
+    def __init__(self, directory: Path, user: str, extra_config: str = ""):
+        """`extra_config` is appended to the sshd_config lines, e.g. "MaxAuthTries 2\n"."""
         self.directory = directory
         self.port = free_port()
         self.host_key = directory / "ssh_host_ed25519_key"
@@ -214,7 +215,7 @@ class SSHServer:
         Path(f"{self.host_key}.pub").write_text(public + "\n")
         self.config = directory / "sshd_config"
         self.config.write_text(SSHD_CONFIG.format(port=self.port, host_key=self.host_key,
-                                                  directory=directory, user=user))
+                                                  directory=directory, user=user) + extra_config)
         self.log_path = directory / "sshd.log"
         self.proc: subprocess.Popen | None = None
 
