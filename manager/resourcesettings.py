@@ -12,10 +12,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from unitmgr.units.limitvalues import parse_tasks_max
+from unitmgr.units.cpuset import parse_cpu_set
+from unitmgr.units.limitvalues import LIMIT_PARSERS, parse_cpu_quota, parse_tasks_max
+from unitmgr.units.schedvalues import IO_CLASSES
+from unitmgr.units.schedvalues import parse_io_class as parse_shared_io_class
 from unitmgr.units.values import UnitValueError, parse_size_or_percent
 
-IO_CLASSES = {"realtime": 1, "best-effort": 2, "idle": 3}
 # cpu.max period when CPUQuotaPeriodSec= is not set (systemd's default: 100 ms).
 DEFAULT_QUOTA_PERIOD = 0.1
 
@@ -82,65 +84,14 @@ def parse_tasks(text: str) -> int | None:
     return value
 
 
-def parse_cpu_quota(text: str) -> float:
-    stripped = text.strip()
-    number = stripped[:-1] if stripped.endswith("%") else ""
-    try:
-        percent = float(number)
-    except ValueError:
-        raise UnitValueError(f"Invalid CPUQuota= value '{text}'; write a percentage such as 20% or 150%") from None
-    if percent <= 0:
-        raise UnitValueError(f"Invalid CPUQuota= value '{text}'; the percentage must be above 0%")
-    return percent / 100
-
-
-def parse_weight(name: str, text: str, allow_idle: bool = False) -> int:
-    stripped = text.strip()
-    if allow_idle and stripped == "idle":
-        return 0
-    if not stripped.isdigit() or not 1 <= int(stripped) <= 10000:
-        idle = " or 'idle'" if allow_idle else ""
-        raise UnitValueError(f"Invalid {name}= value '{text}'; use a weight from 1 to 10000{idle}")
-    return int(stripped)
-
-
 def parse_cpu_list(words: list[str]) -> list[int]:
-    """Parse `CPUAffinity=` words: CPU numbers and ranges, separated by spaces or commas."""
-    cpus: set[int] = set()
-    for word in words:
-        for item in word.replace(",", " ").split():
-            first, dash, last = item.partition("-")
-            if not first.isdigit() or (dash and not last.isdigit()):
-                raise UnitValueError(
-                    f"Invalid CPUAffinity= value '{item}'; write CPU numbers or ranges such as 0-1,3"
-                )
-            low, high = int(first), int(last) if dash else int(first)
-            if low > high:
-                raise UnitValueError(f"Invalid CPUAffinity= range '{item}'; write the lower CPU first")
-            cpus.update(range(low, high + 1))
-    return sorted(cpus)
+    """Parse `CPUAffinity=` words into sorted CPU numbers, skipping backwards ranges as systemd does."""
+    return list(parse_cpu_set("CPUAffinity", " ".join(words)).cpus)
 
 
 def parse_io_class(text: str) -> int:
-    stripped = text.strip()
-    if stripped.isdigit() and 0 <= int(stripped) <= 3:
-        return int(stripped) or IO_CLASSES["best-effort"]
-    if stripped not in IO_CLASSES:
-        raise UnitValueError(
-            f"Invalid IOSchedulingClass= value '{text}'; use realtime, best-effort, idle or 0..3"
-        )
-    return IO_CLASSES[stripped]
-
-
-def parse_ranged_int(name: str, text: str, low: int, high: int) -> int:
-    stripped = text.strip()
-    try:
-        value = int(stripped)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise UnitValueError(f"Invalid {name}= value '{text}'; use an integer from {low} to {high}")
-    return value
+    """Parse `IOSchedulingClass=`, mapping class 0 (`none`) to best-effort as the kernel does."""
+    return parse_shared_io_class(text) or IO_CLASSES["best-effort"]
 
 
 def _parse_into(settings: ResourceSettings, get: Any) -> None:
@@ -150,13 +101,12 @@ def _parse_into(settings: ResourceSettings, get: Any) -> None:
         ("memory_high", get("MemoryHigh"), parse_memory),
         ("memory_swap_max", get("MemorySwapMax"), parse_memory),
         ("cpu_quota", get("CPUQuota"), parse_cpu_quota),
-        ("cpu_weight", get("CPUWeight"), lambda t: parse_weight("CPUWeight", t, allow_idle=True)),
+        ("cpu_weight", get("CPUWeight"), LIMIT_PARSERS["CPUWeight"]),
         ("tasks_max", get("TasksMax"), parse_tasks),
-        ("io_weight", get("IOWeight"), lambda t: parse_weight("IOWeight", t)),
+        ("io_weight", get("IOWeight"), LIMIT_PARSERS["IOWeight"]),
         ("io_class", get("IOSchedulingClass"), parse_io_class),
-        ("io_priority", get("IOSchedulingPriority"), lambda t: parse_ranged_int("IOSchedulingPriority", t, 0, 7)),
-        ("oom_score_adjust", get("OOMScoreAdjust"),
-         lambda t: parse_ranged_int("OOMScoreAdjust", t, -1000, 1000)),
+        ("io_priority", get("IOSchedulingPriority"), LIMIT_PARSERS["IOSchedulingPriority"]),
+        ("oom_score_adjust", get("OOMScoreAdjust"), LIMIT_PARSERS["OOMScoreAdjust"]),
     ]
     for attribute, text, parser in parsers:
         if not text:
@@ -164,11 +114,18 @@ def _parse_into(settings: ResourceSettings, get: Any) -> None:
         try:
             setattr(settings, attribute, parser(text))
         except UnitValueError as error:
-            settings.warnings.append(f"{error}, ignoring")
+            settings.warnings.append(str(error))
     try:
-        settings.cpu_affinity = parse_cpu_list(get("CPUAffinity") or [])
+        affinity = parse_cpu_set("CPUAffinity", " ".join(get("CPUAffinity") or []), allow_numa=True)
     except UnitValueError as error:
-        settings.warnings.append(f"{error}, ignoring")
+        settings.warnings.append(str(error))
+    else:
+        settings.cpu_affinity = list(affinity.cpus)
+        settings.warnings.extend(affinity.warnings)
+        if affinity.numa:
+            # TODO: CPUAffinity=numa needs NUMAPolicy=, which unitmgr does not implement yet.
+            settings.warnings.append("CPUAffinity=numa needs NUMAPolicy=, which unitmgr does not "
+                                     "implement, ignoring; list the CPUs instead")
     period = get("CPUQuotaPeriodSec")
     if period:
         # The loader parses it as a time span; systemd clamps it to 1 ms..1 s.

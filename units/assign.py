@@ -15,7 +15,7 @@ from typing import Any
 from unitmgr.units import conditions, directives
 from unitmgr.units.directives import Directive
 from unitmgr.units.execline import parse_exec
-from unitmgr.units.limitvalues import check_limit
+from unitmgr.units.limitvalues import LIMIT_PARSERS, check_limit
 from unitmgr.units.model import Diagnostic, ExitStatusSet, Unit
 from unitmgr.units.names import is_valid_name
 from unitmgr.units.quoting import split_words
@@ -130,6 +130,9 @@ class UnitAssigner:
         values.pop(key, None)
 
     def _store_string(self, item: Assignment, d: Directive, values: dict, key: str) -> None:
+        if key in LIMIT_PARSERS:
+            self._store_checked(item, values, key)
+            return
         text = self._expand(item, item.value)
         if text is None:
             return
@@ -144,9 +147,13 @@ class UnitAssigner:
             _check_stdio(text, _OUTPUT_WORDS, key)
         elif key == "StandardInput":
             _check_stdio(text, _INPUT_WORDS, key)
-        else:
-            check_limit(key, text)
         values[key] = text
+
+    def _store_checked(self, item: Assignment, values: dict, key: str) -> None:
+        # systemd expands no specifiers in resource and scheduling values.
+        for message in check_limit(key, item.value):
+            self.warn(item, message)
+        values[key] = item.value
 
     def _store_strings(self, item: Assignment, d: Directive, values: dict, key: str) -> None:
         text = self._expand(item, item.value)
@@ -157,6 +164,10 @@ class UnitAssigner:
         values.setdefault(key, []).append(parse_scalar("sec", key, item.value))
 
     def _store_words(self, item: Assignment, d: Directive, values: dict, key: str) -> None:
+        if key in LIMIT_PARSERS:
+            # A list such as CPUAffinity= is valid or invalid as a whole.
+            for message in check_limit(key, item.value):
+                self.warn(item, message)
         words = values.setdefault(key, [])
         for word in split_words(item.value):
             if word.unknown_escape:

@@ -12,6 +12,7 @@ import math
 import re
 import signal
 
+from unitmgr.units.cinteger import INT_MAX, UINT64_MAX, parse_c_integer
 from unitmgr.units.model import ExitStatusSet, RLimit
 
 
@@ -57,6 +58,7 @@ _TIME_UNITS: dict[str, float] = {
     "M": 2629800.0, "month": 2629800.0, "months": 2629800.0,
     "y": 31557600.0, "year": 31557600.0, "years": 31557600.0,
 }  # fmt: skip
+_LLONG_MAX = 2**63 - 1
 _TIME_TERM = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-zµμ]*)")
 
 
@@ -70,6 +72,7 @@ def parse_timespan(text: str, default_unit: float = 1.0) -> float:
     if stripped == "infinity":
         return math.inf
     total = 0.0
+    whole_usec = 0
     position = 0
     while position < len(stripped):
         match = _TIME_TERM.match(stripped, position)
@@ -78,7 +81,14 @@ def parse_timespan(text: str, default_unit: float = 1.0) -> float:
         number, unit = match.groups()
         if unit and unit not in _TIME_UNITS:
             raise _bad_timespan(text)
-        total += float(number) * (_TIME_UNITS[unit] if unit else default_unit)
+        seconds = _TIME_UNITS[unit] if unit else default_unit
+        # systemd counts microseconds in 64 bits and reads each number with strtoll.
+        whole = int(number.split(".")[0] or "0")
+        unit_usec = round(seconds * 1_000_000)
+        whole_usec += whole * unit_usec
+        if whole > _LLONG_MAX or whole >= UINT64_MAX // unit_usec or whole_usec >= UINT64_MAX:
+            raise _bad_timespan(text)
+        total += float(number) * seconds
         position = match.end()
         while position < len(stripped) and stripped[position].isspace():
             position += 1
@@ -96,25 +106,57 @@ def _bad_timespan(text: str) -> UnitValueError:
 
 # -- Sizes ------------------------------------------------------------------
 
-_SIZE_SUFFIXES = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
-                  "P": 1 << 50, "E": 1 << 60}  # fmt: skip
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTPEB]?)")
+# Suffixes from the largest down: in `1G 512M` each term must use a smaller one.
+_SIZE_FACTORS = (("E", 1 << 60), ("P", 1 << 50), ("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20),
+                 ("K", 1 << 10), ("B", 1), ("", 1))  # fmt: skip
+_SIZE_TERM = re.compile(r"\s*\+?(\d+)(?:\.(\d*))?\s*")
 
 
 def parse_size(text: str, allow_percent: bool = False, allow_infinity: bool = True) -> int | None:
-    """Parse a 1024-based size into bytes; `None` means infinity."""
+    """Parse a 1024-based size such as `1.5G` or `1G 512M` into bytes; `None` means infinity.
+
+    Follows systemd 252's parse_size(): terms add up, suffixes are case-sensitive and
+    must shrink from term to term, and the sum must fit in 64 bits.
+    """
     stripped = text.strip()
     if allow_infinity and stripped == "infinity":
         return None
-    match = _SIZE.fullmatch(stripped)
-    if not match:
+    total = _sum_size_terms(stripped)
+    if total is None:
         raise UnitValueError(
             f"Invalid size '{text}', ignoring; write bytes with an optional K, M, G, T, P or E "
             "suffix (1024-based)" + (", a percentage" if allow_percent else "")
             + (" or 'infinity'" if allow_infinity else "")
         )
-    number, suffix = match.groups()
-    return int(float(number) * _SIZE_SUFFIXES[suffix])
+    return total
+
+
+def _sum_size_terms(text: str) -> int | None:
+    total = 0
+    position = 0
+    first_suffix = 0
+    while True:
+        match = _SIZE_TERM.match(text, position)
+        if match is None:
+            return None
+        whole = int(match.group(1))
+        fraction = float("0." + match.group(2)) if match.group(2) else 0.0
+        position = match.end()
+        for index in range(first_suffix, len(_SIZE_FACTORS)):
+            suffix, factor = _SIZE_FACTORS[index]
+            if text.startswith(suffix, position):
+                break
+        else:
+            return None
+        if whole + (fraction > 0) > UINT64_MAX // factor:
+            return None
+        total += whole * factor + int(fraction * factor)
+        if total > UINT64_MAX:
+            return None
+        position += len(suffix)
+        first_suffix = index + 1
+        if position >= len(text):
+            return total
 
 
 def parse_size_or_percent(text: str) -> int | float | None:
@@ -146,22 +188,29 @@ def parse_int(text: str, minimum: int | None = None, maximum: int | None = None)
     return value
 
 
+def parse_ranged_int(name: str, text: str, low: int, high: int, signed: bool = True) -> int:
+    """Parse the value of directive `name` as a C integer (see units.cinteger) from `low` to `high`."""
+    value = parse_c_integer(text, signed)
+    if value is None or not low <= value <= high:
+        raise UnitValueError(f"Invalid {name}= value '{text}', ignoring; use an integer from {low} to {high}")
+    return value
+
+
 def parse_nice(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise UnitValueError(f"Failed to parse nice priority '{text}', ignoring") from None
+    value = parse_c_integer(text)
+    if value is None or not -INT_MAX - 1 <= value <= INT_MAX:
+        raise UnitValueError(f"Failed to parse nice priority '{text}', ignoring; use an integer from -20 to 19")
     if not -20 <= value <= 19:
         raise UnitValueError(f"Nice priority out of range '{text}', ignoring; use -20..19")
     return value
 
 
 def parse_mode(text: str) -> int:
-    """Parse an octal file mode or umask such as `0077`."""
+    """Parse an octal file mode or umask such as `0077` (at most 07777, no sign)."""
     stripped = text.strip()
-    if not re.fullmatch(r"[0-7]{1,4}", stripped):
+    if not re.fullmatch(r"[0-7]+", stripped) or int(stripped, 8) > 0o7777:
         raise UnitValueError(
-            f"Failed to parse mode '{text}', ignoring; write octal digits like 0022"
+            f"Failed to parse mode '{text}', ignoring; write octal digits from 0 to 07777, like 0022"
         )
     return int(stripped, 8)
 
@@ -270,21 +319,23 @@ RLIMIT_UNITS: dict[str, str] = {
 
 
 def _parse_rlimit_side(text: str, unit: str) -> int | None:
-    if text == "infinity":
+    """Parse one side of a `Limit*=` value; raise UnitValueError, or ValueError for a bad count."""
+    if text == "infinity" and unit != "nice":
         return None
-    if unit == "bytes":
-        return parse_size(text)
-    if unit == "count":
-        return parse_int(text, 0)
     if unit == "sec":
         # setrlimit(RLIMIT_CPU) counts whole seconds; systemd rounds up.
         return math.ceil(parse_timespan(text))
     if unit == "usec":
         return round(parse_timespan(text, default_unit=1e-6) * 1_000_000)
-    # LimitNICE: "+N"/"-N" is a nice value stored as 20 - nice; a bare number is raw 0..40.
-    if text[:1] in "+-":
+    if unit == "nice" and text[:1] in "+-":
+        # LimitNICE= "+N"/"-N" is a nice value, stored as 20 - nice.
         return 20 - parse_nice(text)
-    return parse_int(text, 0, 40)
+    # systemd reads counts with safe_atou64 and sizes with parse_size(); the all-ones value
+    # is RLIM_INFINITY, which only the word infinity may set.
+    value = parse_size(text, allow_infinity=False) if unit == "bytes" else parse_c_integer(text, signed=False)
+    if value is None or value >= UINT64_MAX or (unit == "nice" and value > 40):
+        raise ValueError(text)
+    return value
 
 
 def parse_rlimit(key: str, text: str) -> RLimit:
@@ -296,7 +347,7 @@ def parse_rlimit(key: str, text: str) -> RLimit:
     try:
         soft = _parse_rlimit_side(parts[0], unit)
         hard = _parse_rlimit_side(parts[-1], unit)
-    except UnitValueError:
+    except ValueError:
         raise UnitValueError(
             f"Failed to parse resource value '{text}', ignoring; write a {unit} value, "
             "'infinity', or SOFT:HARD"

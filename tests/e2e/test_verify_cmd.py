@@ -98,3 +98,54 @@ def test_verify_flags_bad_limits(tmp_path: Path) -> None:
     assert lines[0].startswith(f"{unit}:3: [Service] MemoryMax=: Invalid size 'lots', ignoring")
     assert lines[1].startswith(f"{unit}:4: [Service] TasksMax=: Invalid TasksMax= value '-1', ignoring")
     assert lines[2].startswith(f"{unit}:5: [Service] MemoryHigh=: Invalid percentage '200%', ignoring")
+
+
+# One invalid value per resource-control or process-attribute setting, with the start of the
+# expected report line. systemd 252 warns about each and still loads the unit.
+BAD_SETTINGS = [
+    ("CPUQuota=20", "CPUQuota=: Invalid CPUQuota= value '20', ignoring"),
+    ("CPUWeight=0", "CPUWeight=: Invalid CPUWeight= value '0', ignoring"),
+    ("IOWeight=idle", "IOWeight=: Invalid IOWeight= value 'idle', ignoring"),
+    ("AllowedCPUs=0-", "AllowedCPUs=: Failed to parse AllowedCPUs= value '0-'"),
+    ("Nice=20", "Nice=: Nice priority out of range '20', ignoring"),
+    ("CPUAffinity=8192", "CPUAffinity=: Invalid CPUAffinity= value '8192'"),
+    ("IOSchedulingClass=be", "IOSchedulingClass=: Invalid IOSchedulingClass= value 'be', ignoring"),
+    ("IOSchedulingPriority=8", "IOSchedulingPriority=: Invalid IOSchedulingPriority= value '8'"),
+    ("OOMScoreAdjust=1001", "OOMScoreAdjust=: Invalid OOMScoreAdjust= value '1001', ignoring"),
+    ("UMask=8", "UMask=: Failed to parse mode '8', ignoring"),
+    ("CPUSchedulingPriority=100", "CPUSchedulingPriority=: Invalid CPUSchedulingPriority= value '100'"),
+    ("LimitNOFILE=2048:1024", "LimitNOFILE=: Soft resource limit chosen higher than hard limit"),
+    ("LimitNICE=infinity", "LimitNICE=: Failed to parse resource value 'infinity', ignoring"),
+]
+
+
+def _expected_lines(unit: Path) -> list[str]:
+    return [f"{unit}:{line}: [Service] {text}" for line, (_, text) in enumerate(BAD_SETTINGS, start=3)]
+
+
+def _value_warnings(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "not supported by unitmgr" not in line]
+
+
+def test_verify_flags_bad_process_settings(make_manager, tmp_path: Path) -> None:
+    body = "".join(f"{assignment}\n" for assignment, _ in BAD_SETTINGS)
+    unit = write_unit(tmp_path / "checks", "attrs.service", "[Service]\nExecStart=/bin/true\n" + body)
+    expected = _expected_lines(unit)
+
+    result = subprocess.run([sys.executable, "-m", "unitmgr.manager.cli", "verify", str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = _value_warnings(result.stderr)
+    assert len(lines) == len(expected)
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start)
+
+    units = tmp_path / "units"
+    units.mkdir()
+    manager = make_manager(units)
+    shell = manager.unitsh("-c", f"verify {unit}")
+    assert shell.returncode == 0, shell.stderr
+    shell_lines = _value_warnings(shell.stderr)
+    assert len(shell_lines) == len(expected)
+    for line, start in zip(shell_lines, expected, strict=True):
+        assert line.startswith(start)

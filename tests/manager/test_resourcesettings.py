@@ -66,9 +66,13 @@ def test_cpu_list_ranges_and_separators() -> None:
     assert parse_cpu_list(["2 2"]) == [2]
 
 
-def test_cpu_list_rejects_backwards_range() -> None:
-    with pytest.raises(UnitValueError, match="lower CPU first"):
-        parse_cpu_list(["3-1"])
+def test_cpu_list_skips_backwards_range() -> None:
+    # systemd 252 warns about a range such as 3-1 and keeps the rest of the list.
+    assert parse_cpu_list(["0,3-1", "5"]) == [0, 5]
+    settings = settings_of(CPUAffinity=["0,3-1"])
+    assert settings.cpu_affinity == [0]
+    assert len(settings.warnings) == 1
+    assert "lower CPU first" in settings.warnings[0]
 
 
 def test_tasks_percentage_range() -> None:
