@@ -80,7 +80,7 @@ Group string - user Group to run processes as
 DynamicUser bool - user Allocate a transient user
 SupplementaryGroups words - user Supplementary groups
 PAMName string - user PAM service to open a session with
-IOSchedulingClass string - yes I/O scheduling class: realtime, best-effort, idle or 0..3
+IOSchedulingClass string - yes I/O scheduling class: realtime, best-effort, idle, none (best-effort) or 0..3
 IOSchedulingPriority string - yes I/O scheduling priority 0..7 (0 is the highest)
 CPUSchedulingPolicy string - later CPU scheduling policy
 CPUSchedulingPriority string - later CPU scheduling priority
