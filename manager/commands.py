@@ -63,6 +63,9 @@ class CommandHandler:
             "start": self.start,
             "stop": self.stop,
             "restart": self.restart,
+            # try-restart, reload-or-restart, try-reload-or-restart: supervisecommands.py
+            **{kind: (lambda args, kind=kind: supervisecommands.conditional_jobs(self, kind, args))
+               for kind in supervisecommands.CONDITIONAL_JOBS},
             "reset-failed": self.reset_failed,
             "logs": self.logs,
             "exit": self.exit,
@@ -111,15 +114,18 @@ class CommandHandler:
         for runtime in runtimes:
             supervisecommands.refuse_manual(runtime, kind)
         names = [runtime.name for runtime in runtimes]
+        # Checked before the job runs, as systemctl warns about the definition the job used.
+        changed = {runtime.name for runtime in runtimes if runtime.check_changed_on_disk()}
         cycles: list[list[str]] = []
         if kind == "stop":
             task = asyncio.ensure_future(self.manager.transactions.stop(names))
         else:
             task = asyncio.ensure_future(getattr(self.manager.transactions, kind)(names, cycles))
         if args.get("no_block"):
-            return {"jobs": [{"unit": n, "job": kind, "result": "queued"} for n in names]}
+            return {"jobs": [supervisecommands.job_entry(n, kind, "queued", changed) for n in names]}
         results = await asyncio.shield(task)
-        reply: dict[str, Any] = {"jobs": [{"unit": n, "job": kind, "result": results.get(n, "done")} for n in names]}
+        reply: dict[str, Any] = {
+            "jobs": [supervisecommands.job_entry(n, kind, results.get(n, "done"), changed) for n in names]}
         if cycles:
             # Ordering cycles found and broken in this transaction, each naming every unit in it.
             reply["cycles"] = cycles
@@ -192,10 +198,22 @@ class CommandHandler:
 
     async def reset_failed(self, args: dict[str, Any]) -> dict[str, Any]:
         names = protocol.arg_units(args, required=False)
-        targets = [self.manager.runtime(n) for n in names] if names else list(self.manager.runtimes.values())
+        if not names:
+            targets = list(self.manager.runtimes.values())
+        else:
+            targets = []
+            for name in names:
+                full = self.manager.resolve(name)
+                runtime = self.manager.runtime(full)
+                if runtime is None:
+                    # systemctl's wording for a unit that is not loaded; no unit is reset.
+                    raise ProtocolError(
+                        protocol.UNIT_NOT_FOUND,
+                        f"Failed to reset failed state of unit {full}: Unit {full} not loaded.",
+                        {"unit": full})
+                targets.append(runtime)
         for runtime in targets:
-            if runtime is not None:
-                runtime.reset_failed()
+            runtime.reset_failed()
         return {}
 
     async def logs(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The control commands for supervision: kill, reload, daemon-reload, is-active.
+"""The control commands for supervision: kill, reload, daemon-reload, is-active, and the
+conditional jobs try-restart, reload-or-restart and try-reload-or-restart.
 
 Result shapes are in docs/protocol.md. `daemon-reload` re-reads every unit
 file with a fresh loader: a running unit keeps its processes and uses the
@@ -8,6 +9,7 @@ running on its old definition until it is stopped on request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -95,8 +97,9 @@ async def reload(handler: CommandHandler, args: dict[str, Any]) -> dict[str, Any
             raise ProtocolError(protocol.REFUSED, f"Unit {runtime.name} is not active, cannot reload.",
                                 {"unit": runtime.name})
     names = [runtime.name for runtime in runtimes]
+    changed = {runtime.name for runtime in runtimes if runtime.check_changed_on_disk()}
     results = await handler.manager.transactions.reload(names)
-    return {"jobs": [{"unit": n, "job": "reload", "result": results.get(n, "done")} for n in names]}
+    return {"jobs": [job_entry(n, "reload", results.get(n, "done"), changed) for n in names]}
 
 
 def daemon_reload(manager: Manager) -> dict[str, Any]:
@@ -134,3 +137,63 @@ async def is_active(handler: CommandHandler, args: dict[str, Any]) -> dict[str, 
         state = runtime.active_state.value if runtime is not None else "inactive"
         states.append({"unit": full, "active_state": state})
     return {"units": states}
+
+
+# The conditional job verbs of systemctl, served without a transaction kind of their own:
+# each unit gets a plain restart or reload job, or none.
+CONDITIONAL_JOBS = ("try-restart", "reload-or-restart", "try-reload-or-restart")
+
+_RUNNING_STATES = (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.ACTIVATING)
+
+
+def job_entry(unit: str, job: str, result: str, changed: set[str]) -> dict[str, Any]:
+    """Return one entry of a job reply; `changed_on_disk` is set only for units in `changed`."""
+    entry: dict[str, Any] = {"unit": unit, "job": job, "result": result}
+    if unit in changed:
+        entry["changed_on_disk"] = True
+    return entry
+
+
+def plan_conditional_job(runtime: UnitRuntime, kind: str) -> str:
+    """Return the job `kind` means for `runtime`: "restart", "reload", or "" for no job.
+
+    As systemctl: the try- verbs leave a unit that is not running alone, and
+    reload-or-restart reloads a running unit that supports reloading and
+    restarts (or starts) any other."""
+    running = runtime.active_state in _RUNNING_STATES or runtime.job is not None
+    if kind.startswith("try-") and not running:
+        return ""
+    if kind.endswith("reload-or-restart") and running and runtime.can_reload():
+        return "reload"
+    return "restart"
+
+
+async def conditional_jobs(handler: CommandHandler, kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run try-restart, reload-or-restart or try-reload-or-restart on the named units."""
+    runtimes = [handler._runtime_for_job(name) for name in protocol.arg_units(args)]
+    plan = {runtime.name: plan_conditional_job(runtime, kind) for runtime in runtimes}
+    for runtime in runtimes:
+        if plan[runtime.name]:
+            refuse_manual(runtime, plan[runtime.name])
+    changed = {runtime.name for runtime in runtimes if plan[runtime.name] and runtime.check_changed_on_disk()}
+    restarts = [name for name, job in plan.items() if job == "restart"]
+    reloads = [name for name, job in plan.items() if job == "reload"]
+    results = {name: "skipped" for name, job in plan.items() if not job}
+
+    async def run_all() -> dict[str, str]:
+        done: dict[str, str] = {}
+        cycles: list[list[str]] = []
+        if reloads:
+            done.update(await handler.manager.transactions.reload(reloads))
+        if restarts:
+            done.update(await handler.manager.transactions.restart(restarts, cycles))
+        return done
+
+    task = asyncio.ensure_future(run_all())
+    if args.get("no_block"):
+        results.update({name: "queued" for name in [*reloads, *restarts]})
+    else:
+        results.update(await asyncio.shield(task))
+    log.info("%s: restart %s, reload %s, skipped (not running) %s", kind, restarts or "none",
+             reloads or "none", [name for name, job in plan.items() if not job] or "none")
+    return {"jobs": [job_entry(name, plan[name] or kind, results.get(name, "done"), changed) for name in plan]}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from unitmgr.manager import paths as pathmod
-from unitmgr.shell import exitcodes, remotecli
+from unitmgr.shell import exitcodes, hostcheck, remotecli
 from unitmgr.shell.context import Context
 from unitmgr.shell.render import Output
 from unitmgr.shell.session import Session
@@ -32,14 +32,20 @@ if TYPE_CHECKING:
 _DESCRIPTION = """\
 The shell of unitmgr. Without -c, and with stdin and stdout on a terminal,
 unitsh opens an interactive shell; with stdin not a terminal it reads
-commands from stdin, one per line ('#' starts a comment)."""
+commands from stdin, one per line ('#' starts a comment), and runs them on
+the HOSTs when hosts are given.
+
+Commands go after -c: 'unitsh -c "status web"'. Without -c every other word
+is a HOST, and a word that is a command name is rejected (exit status 2);
+write a host named like a command as user@status or status:22."""
 
 _MODES = """\
 Several commands ('-c "stop web; start web"', or one per line on stdin) run
 in order even when one fails; the exit status is that of the last command
 that failed, or 0. 'exit' skips the commands after it. With --json, every
 command prints exactly one JSON object on one line of stdout: its result, or
-{"error": {"code": ..., "message": ...}}."""
+{"error": {"code": ..., "message": ...}}. A command may also be given --json
+(or systemctl's -o json) of its own: 'unitsh -c "list --json"'."""
 
 
 def _positive_seconds(text: str) -> float:
@@ -99,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SSH: accept and remember an unknown host key")
     parser.add_argument("--authorize", action="store_true",
                         help="SSH: add the local client key to the host's authorized_keys")
+    parser.add_argument("--version", action="store_true",
+                        help="print the unitsh version and exit")
     parser.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT,
                         metavar="SECONDS",
                         help="how long to wait for a reply from the manager "
@@ -205,20 +213,34 @@ def parse_one_shot(argv: list[str]) -> argparse.Namespace | None:
         else:
             return None
     return argparse.Namespace(
-        hosts=[], command=command, json=json_output, endpoint=None, server_key=None,
+        hosts=[], command=command, json=json_output, version=False, endpoint=None, server_key=None,
         accept_new_host_key=False, authorize=False, timeout=DEFAULT_TIMEOUT,
         remote_command=remotecli.DEFAULT_REMOTE_COMMAND,
-        connect_timeout=remotecli.DEFAULT_CONNECT_TIMEOUT)
+        connect_timeout=None)  # as --connect-timeout: ~/.ssh/config or its default decides
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """Return the options of `argv`. Raise SystemExit after printing help or a usage error."""
     options = parse_one_shot(argv)
     if options is None:
+        mistake = hostcheck.command_as_host(argv)
+        if mistake:
+            print(f"unitsh: {mistake}", file=sys.stderr)
+            raise SystemExit(exitcodes.USAGE)
         parser = build_parser()
         options = parser.parse_args(argv)
         _check_endpoint(parser, options)
     return options
+
+
+def package_version() -> str:
+    """Return the installed unitmgr version, from the package metadata."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("unitmgr")
+    except metadata.PackageNotFoundError:
+        return "unknown (unitmgr is not installed as a package)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +264,9 @@ def _run(argv: list[str]) -> int:
         options = parse_arguments(argv)
     except SystemExit as exc:  # argparse has printed help or the usage error
         return exc.code if isinstance(exc.code, int) else exitcodes.USAGE
+    if options.version:
+        print(f"unitsh {package_version()}")
+        return exitcodes.SUCCESS
     paths = pathmod.resolve()
     # -- remote hosts through SSH (remotecli.py; paramiko is imported only on this path) --
     if options.hosts:

@@ -134,7 +134,8 @@ def _show_status(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 
 
 def _show_list(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
-    render.unit_list(ctx.out, result, show_all=bool(inv.option("all")))
+    render.unit_list(ctx.out, result, show_all=bool(inv.option("all")),
+                     legend=not inv.option("no_legend"), plain=bool(inv.option("plain")))
 
 
 def _show_logs(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
@@ -278,8 +279,16 @@ def _scale_args(inv: Invocation) -> dict[str, Any]:
     return {"unit": inv.args[0], "count": inv.args[1]}
 
 
+def _instance_count(count: Any) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
+
+
 def _show_scale(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
-    ctx.out.line(f"{result.get('unit')}: {result.get('previous')} -> {result.get('count')} instances")
+    previous, count = result.get("previous"), result.get("count")
+    if previous == count:
+        ctx.out.line(f"{result.get('unit')}: {_instance_count(count)}, unchanged")
+    else:
+        ctx.out.line(f"{result.get('unit')}: scaled from {_instance_count(previous)} to {count}")
     _show_jobs(ctx, inv, result)
 
 
@@ -316,6 +325,9 @@ COMMANDS: tuple[Command, ...] = (
             Option(("-t", "--type"), "type", "only units of these types",
                    metavar="TYPE[,TYPE...]", parse=_type_list, repeat=True,
                    suggestions=UNIT_TYPES),
+            Option(("--no-legend",), "no_legend",
+                   "print only the unit rows: no header, legend or count"),
+            Option(("--plain",), "plain", "no colour and no column marking failed units"),
         ),
         control="list", build_args=_list_args, show=_show_list),
     Command(
@@ -332,6 +344,11 @@ COMMANDS: tuple[Command, ...] = (
     _job_command("stop", "stop units and wait until they are stopped"),
     _job_command("restart", "stop and start units (start them if they are not running)"),
     _job_command("reload", "reload units: run ExecReload=, or send the reload signal (Type=notify-reload)"),
+    _job_command("try-restart", "restart units that are running; leave the others stopped"),
+    _job_command("reload-or-restart",
+                 "reload running units that support reload; restart (or start) the others"),
+    _job_command("try-reload-or-restart",
+                 "as reload-or-restart, but only for running units; leave the others stopped"),
     Command(
         "kill", "send a signal to the processes of units",
         positional=_UNITS_REQUIRED,

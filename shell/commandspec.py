@@ -154,10 +154,48 @@ def _plain_values(command: Command, words: list[str]) -> dict[str, Any] | None:
     return values
 
 
+# The option words that ask for JSON output of one command, as the global --json does.
+# `-o`/`--output` are systemctl's spelling; a command with an `-o` option of its own
+# (`logs -o json`, one log record per line) keeps them.
+JSON_WORDS = ("--json", "--output=json", "-ojson")
+OUTPUT_FLAGS = ("-o", "--output")
+
+
+def _has_flag(command: Command, flag: str) -> bool:
+    return any(flag in option.flags for option in command.options)
+
+
+def split_json_words(command: Command, words: list[str]) -> tuple[list[str], bool]:
+    """Return `words` without the words that ask for JSON output, and whether there were any.
+
+    Words after `--` are left alone, as they are positional."""
+    own_output = _has_flag(command, "-o") or _has_flag(command, "--output")
+    other_words: list[str] = []
+    wants_json = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            other_words.extend(words[index:])
+            break
+        if word == "--json" or (not own_output and word in JSON_WORDS):
+            wants_json = True
+        elif (not own_output and word in OUTPUT_FLAGS and index + 1 < len(words)
+              and words[index + 1] == "json"):
+            wants_json = True
+            index += 1
+        else:
+            other_words.append(word)
+        index += 1
+    return other_words, wants_json
+
+
 def parse_words(registry: dict[str, Command], words: list[str]) -> Invocation:
     """Parse one command's words (`["logs", "-n", "5", "web"]`) into an Invocation.
 
-    `CMD -h` and `CMD --help` become `help CMD`.
+    `CMD -h` and `CMD --help` become `help CMD`. `--json` (and `-o json` for a
+    command without an `-o` option) sets the option `json`, which the runner
+    takes as the global --json for this command.
     """
     if not words:
         raise UsageError("empty command")
@@ -166,9 +204,12 @@ def parse_words(registry: dict[str, Command], words: list[str]) -> Invocation:
         raise UsageError(f"unknown command '{words[0]}'; run 'help' to list the commands")
     if "-h" in words[1:] or "--help" in words[1:]:
         return Invocation(registry["help"], [command.name], {})
-    values = _plain_values(command, words[1:])
+    rest, wants_json = split_json_words(command, words[1:])
+    values = _plain_values(command, rest)
     if values is None:
-        values = vars(build_parser(command).parse_args(words[1:]))
+        values = vars(build_parser(command).parse_args(rest))
+    if wants_json:
+        values["json"] = True
     args = values.pop("args", None)
     if args is None:
         args = []

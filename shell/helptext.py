@@ -64,7 +64,9 @@ def overview(commands: Iterable[Command]) -> list[str]:
     width = max(len(command.name) for command in commands)
     lines = ["Commands:"]
     lines += [f"  {command.name.ljust(width)}  {command.summary}" for command in commands]
-    lines += ["", "Run 'help COMMAND' for the arguments and options of one command."]
+    lines += ["", "Run 'help COMMAND' for the arguments and options of one command.",
+              "Any command also takes --json (or -o json, except logs): print its result "
+              "as one JSON object."]
     return lines
 
 

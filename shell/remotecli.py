@@ -69,6 +69,17 @@ def open_host_session(options: argparse.Namespace, paths: Paths):  # -> Session
                                eager=interactive)
 
 
+def split_quietly(line: str) -> list[list[str]]:
+    """Return the commands on `line`, or one dummy command when it does not parse (the hosts report it)."""
+    from unitmgr.shell.commandspec import UsageError
+    from unitmgr.shell.runner import split_commands
+
+    try:
+        return split_commands(line)
+    except UsageError:
+        return [[line]]
+
+
 def run_many(options: argparse.Namespace, paths: Paths) -> int:
     """Run -c CMD (or the commands on stdin) on several hosts at once."""
     from unitmgr.shell.fanout import run_remote
@@ -77,6 +88,9 @@ def run_many(options: argparse.Namespace, paths: Paths) -> int:
         commands = options.command
     elif not sys.stdin.isatty():
         commands = sys.stdin.read()
+        if not any(split_quietly(line) for line in commands.splitlines()):
+            # As one host or the local shell with empty input: nothing to run, nobody to contact.
+            return exitcodes.SUCCESS
     else:
         print(f"unitsh: several hosts ({' '.join(options.hosts)}) need -c \"CMD\" or commands on "
               "stdin; the interactive shell works on one host at a time", file=sys.stderr)

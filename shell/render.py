@@ -335,8 +335,7 @@ def status(out: Output, result: dict[str, Any], host: str) -> None:
         for warning in unit.get("warnings") or []:
             out.error(f"Warning: {visible(warning)}")
         if unit.get("changed_on_disk"):  # supervision: daemon-reload (manager/unitbase.py)
-            out.error(f"Warning: The unit file, source configuration file or drop-ins of {unit['name']} "
-                      "changed on disk. Run 'unitsh -c daemon-reload' to reload units.")
+            out.error(changed_on_disk_warning(unit["name"]))
         lost = unit.get("log_write_errors") or 0
         if lost:
             out.error(f"Warning: {lost} bytes of output of {unit['name']} could not be "
@@ -356,21 +355,34 @@ _LEGEND = (
 )
 
 
-def unit_list(out: Output, result: dict[str, Any], show_all: bool) -> None:
-    """Write a `systemctl list-units` table with its legend and count."""
+def unit_list(out: Output, result: dict[str, Any], show_all: bool, legend: bool = True,
+              plain: bool = False) -> None:
+    """Write a `systemctl list-units` table with its legend and count.
+
+    Without `legend` (--no-legend) only the unit rows are written. With `plain`
+    (--plain) the rows have no colour and no ● column, as systemctl --plain."""
     units = result.get("units", [])
     hint = "" if show_all else " Pass --all to see inactive units, too."
     if not units:
-        out.line(f"0 loaded units listed.{hint}")
+        if legend:
+            out.line(f"0 loaded units listed.{hint}")
         return
     headers = ("UNIT", "LOAD", "ACTIVE", "SUB")
     rows = [(visible(u["name"]), u.get("load_state", ""), u.get("active_state", ""),
              u.get("sub_state", "")) for u in units]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    out.line("  " + " ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-             + " DESCRIPTION")
+    if legend:
+        out.line(("" if plain else "  ")
+                 + " ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+                 + " DESCRIPTION")
     for unit, row in zip(units, rows, strict=True):
-        out.line(_list_row(out, unit, row, widths))
+        if plain:
+            out.line(" ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
+                     + " " + visible(unit.get("description", "")))
+        else:
+            out.line(_list_row(out, unit, row, widths))
+    if not legend:
+        return
     out.line()
     for text in _LEGEND:
         out.line(text)
@@ -469,14 +481,23 @@ def job_failure(job: dict[str, Any], unit_result: str = "") -> str:
 
 def jobs(out: Output, result: dict[str, Any], unit_results: dict[str, str]) -> None:
     """Write nothing for successful jobs (as systemctl) and a message per failed one,
-    after a warning per ordering cycle the manager had to break."""
+    after a warning per ordering cycle the manager had to break. A unit whose files
+    changed on disk gets systemctl's daemon-reload warning."""
     for cycle in result.get("cycles") or []:
         units = " → ".join(str(name) for name in cycle)
         out.error(f"Warning: ordering cycle between {units}; "
                   "the manager ignored an ordering to break it.")
     for job in result.get("jobs", []):
+        if job.get("changed_on_disk"):
+            out.error(changed_on_disk_warning(job.get("unit", "")))
         if job.get("result") not in JOB_SUCCESS:
             out.error(job_failure(job, unit_results.get(job.get("unit", ""), "")))
+
+
+def changed_on_disk_warning(unit: str) -> str:
+    """Return systemctl's warning for a unit whose files changed since they were loaded."""
+    return (f"Warning: The unit file, source configuration file or drop-ins of {visible(unit)} "
+            "changed on disk. Run 'unitsh -c daemon-reload' to reload units.")
 
 
 def unit_states(out: Output, result: dict[str, Any]) -> None:

@@ -44,8 +44,19 @@ def run(ctx: Context, inv: Invocation) -> int:
     """Run one command and return its exit status.
 
     Raises ClientError when the manager cannot be reached (the caller decides
-    whether to go on) and ShellExit for `exit`.
+    whether to go on) and ShellExit for `exit`. A command given `--json` of its
+    own runs as with the global --json.
     """
+    if inv.option("json") and not ctx.json:
+        ctx.json = True
+        try:
+            return _run(ctx, inv)
+        finally:
+            ctx.json = False
+    return _run(ctx, inv)
+
+
+def _run(ctx: Context, inv: Invocation) -> int:
     from unitmgr.shell.client import RemoteError
 
     command = inv.command
@@ -87,8 +98,31 @@ def report_remote_error(ctx: Context, inv: Invocation, err: RemoteError) -> int:
     else:
         ctx.out.error(f"{inv.command.name}: {render.visible(err.message)}")
     if err.code == protocol.UNIT_NOT_FOUND:
+        hint = _template_hint(ctx, (err.details or {}).get("unit"))
+        if hint and not ctx.json:
+            ctx.out.error(hint)
         return inv.command.not_found_status
     return exitcodes.FAILURE
+
+
+def _template_hint(ctx: Context, unit: Any) -> str:
+    """Return a hint when the missing unit NAME.service has a template NAME@.service, else "".
+
+    It costs one more request, made only after a unit was not found."""
+    from unitmgr.shell.client import ClientError, RemoteError
+
+    if not isinstance(unit, str) or "@" in unit or "." not in unit:
+        return ""
+    stem, _, suffix = unit.rpartition(".")
+    template = f"{stem}@.{suffix}"
+    try:
+        files = ctx.session.request("list-unit-files", {})
+    except (ClientError, RemoteError):
+        return ""  # the hint is optional; "Unit X not found." has been printed
+    if not any(entry.get("name") == template for entry in files.get("units", [])):
+        return ""
+    return (f"{render.visible(template)} is a template: start an instance such as "
+            f"{render.visible(stem)}@1, or use 'scale {render.visible(stem)} N'")
 
 
 def report_client_error(ctx: Context, err: ClientError) -> int:

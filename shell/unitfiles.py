@@ -5,7 +5,7 @@ Output and exit statuses follow systemctl and systemd-analyze:
 
 - `verify FILE...`: the report on stderr; exit 1 when a file would not load
 - `cat UNIT...`: each file preceded by `# PATH`; exit 1 when a unit has no file
-- `show UNIT... [-p KEY[,KEY]]... [--value] [-a]`: `Key=Value` lines
+- `show UNIT... [-p KEY[,KEY]]... [--value] [-P KEY] [-a]`: `Key=Value` lines
 - `enable`/`disable UNIT...`: "Created symlink A → B." / "Removed "A"." on stderr
 - `list-unit-files [PATTERN...] [--state=STATE,...]`: a UNIT FILE / STATE
   table and "N unit files listed."; the directories as they are now
@@ -21,7 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.shell import exitcodes, render
-from unitmgr.shell.commandspec import Command, Invocation, Option, Positional
+from unitmgr.shell.commandspec import Command, Invocation, Option, Positional, UsageError
 
 if TYPE_CHECKING:
     from unitmgr.shell.context import Context
@@ -76,7 +76,8 @@ def _link_args(inv: Invocation) -> dict[str, Any]:
 
 
 def _show_args(inv: Invocation) -> dict[str, Any]:
-    properties = [name for group in inv.option("property") or [] for name in group]
+    groups = [*(inv.option("property") or []), *(inv.option("value_property") or [])]
+    properties = [name for group in groups for name in group]
     args: dict[str, Any] = {"units": inv.args, "all": bool(inv.option("all"))}
     if properties:
         args["properties"] = properties
@@ -104,7 +105,7 @@ def _show_cat(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 
 
 def _show_properties(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
-    value_only = bool(inv.option("value"))
+    value_only = bool(inv.option("value") or inv.option("value_property"))
     for index, unit in enumerate(result.get("units", [])):
         if index:
             ctx.out.line()
@@ -166,11 +167,29 @@ def _is_enabled_exit(inv: Invocation, result: dict[str, Any]) -> int:
 
 # -- verify runs in the shell: relative paths mean different things locally and remotely --
 
+class MissingFileError(UsageError):
+    """A verify argument that names no file; exit 1, as for any file verify cannot read."""
+
+    status = 1
+
+
+def _missing_file_error(path: str, local: bool) -> str:
+    """Return the error for a verify argument that looks like a unit name, not a path, else ""."""
+    if "/" in path or "." in os.path.basename(path) or (local and os.path.exists(path)):
+        return ""
+    return (f"verify: no file '{path}'; give the unit file's path, "
+            f"e.g. units/{path}.service")
+
+
 def _run_verify(ctx: Context, inv: Invocation) -> int:
     from unitmgr.shell.client import RemoteError
-    from unitmgr.shell.runner import report_remote_error
+    from unitmgr.shell.runner import report_remote_error, report_usage_error
 
     local = not ctx.session.label
+    for path in inv.args:
+        message = _missing_file_error(path, local)
+        if message:
+            return report_usage_error(ctx, MissingFileError(message))
     files = [os.path.abspath(f) if local else f for f in inv.args]
     try:
         result = ctx.session.request("verify", {"files": files})
@@ -206,6 +225,9 @@ UNIT_FILE_COMMANDS: tuple[Command, ...] = (
                    metavar="NAME[,NAME...]", parse=_property_list, repeat=True,
                    suggestions=SHOW_PROPERTIES),
             Option(("--value",), "value", "print only the values, not the names"),
+            Option(("-P",), "value_property", "only these properties, values only "
+                   "(as -p NAME --value)", metavar="NAME[,NAME...]", parse=_property_list,
+                   repeat=True, suggestions=SHOW_PROPERTIES),
             Option(("-a", "--all"), "all", "also print properties that are empty"),
         ),
         control="show", build_args=_show_args, show=_show_properties,

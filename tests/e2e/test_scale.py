@@ -47,7 +47,7 @@ def test_scale_up_down_and_across_restart(make_manager, web_units: tuple[Path, i
 
     scaled = manager.unitsh("-c", "scale web 4")
     assert scaled.returncode == 0, scaled.stderr
-    assert scaled.stdout.strip() == "web@.service: 0 -> 4 instances"
+    assert scaled.stdout.strip() == "web@.service: scaled from 0 instances to 4"
     assert running(manager) == [f"web@{k}.service" for k in range(1, 5)]
     pids = {manager.status(f"web@{k}")["main_pid"] for k in range(1, 5)}
     assert len(pids) == 4
@@ -77,7 +77,7 @@ def test_scale_up_down_and_across_restart(make_manager, web_units: tuple[Path, i
     assert running(manager) == ["web@1.service", "web@2.service", "web@3.service"]
     stepped = manager.unitsh("-c", "scale web -1")
     assert stepped.returncode == 0, stepped.stderr
-    assert stepped.stdout.strip() == "web@.service: 3 -> 2 instances"
+    assert stepped.stdout.strip() == "web@.service: scaled from 3 instances to 2"
     assert running(manager) == ["web@1.service", "web@2.service"]
     # The web console's form of a step.
     assert manager.request("scale", {"template": "web", "delta": 1})["count"] == 3
