@@ -79,9 +79,42 @@ class Request(NamedTuple):
     args: dict[str, Any]
 
 
+# One encoder for every message, so json.dumps does not build one per call. The
+# circular-reference check is off because messages are trees of fresh dicts and
+# lists: a cycle raises RecursionError instead of ValueError.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+class EncodedJSON:
+    """A command result that is already the JSON text of one object.
+
+    A handler returns one to skip encoding the result for every request: the
+    server puts `text` into the reply unchanged as the value of "result", so it
+    must be a valid JSON object written with encode_value()."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def encode_value(value: Any) -> str:
+    """Return the JSON text of `value` as it appears inside a message."""
+    return _ENCODER.encode(value)
+
+
 def encode(obj: dict[str, Any]) -> bytes:
-    """Serialise one message; raise ProtocolError(TOO_LARGE) past the size cap."""
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Serialise one message; raise ProtocolError(TOO_LARGE) past the size cap.
+
+    A "result" that is an EncodedJSON goes in as its text, after the other keys."""
+    result = obj.get("result")
+    if isinstance(result, EncodedJSON):
+        head = _ENCODER.encode({key: value for key, value in obj.items() if key != "result"})
+        separator = "," if len(head) > 2 else ""
+        text = f'{head[:-1]}{separator}"result":{result.text}}}'
+    else:
+        text = _ENCODER.encode(obj)
+    data = text.encode("utf-8")
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(
             TOO_LARGE, f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES} byte limit"
@@ -125,7 +158,7 @@ def decode_request(data: bytes) -> Request:
     return Request(request_id, cmd, args)
 
 
-def reply_ok(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+def reply_ok(request_id: Any, result: dict[str, Any] | EncodedJSON) -> dict[str, Any]:
     return {"id": request_id, "ok": True, "result": result}
 
 

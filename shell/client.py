@@ -34,6 +34,7 @@ from unitmgr.manager import keys as keyfiles
 from unitmgr.manager import protocol
 from unitmgr.manager.lazylog import LazyLogger
 from unitmgr.manager.paths import Paths, resolve
+from unitmgr.shell.context import locate_local_manager
 from zmq.utils import z85
 
 log = LazyLogger(__name__)
@@ -158,6 +159,10 @@ class Client:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._monitor = self._setup_socket(server_public, client_public, client_secret)
+        # One poller for every request: building one per request cost a few microseconds each.
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
         try:
             self._socket.connect(endpoint)
         except zmq.ZMQError as exc:
@@ -173,7 +178,7 @@ class Client:
 
         Raise ClientError("no-manager") at once when no manager runs, and
         ClientError("unauthorized") when the client key files are missing or unsafe."""
-        paths = paths or resolve()
+        paths = locate_local_manager(paths or resolve())
         # A missing socket is checked here, a stale one only when ZeroMQ's connection
         # is refused (see _on_event), so that a working connection skips the probe.
         if not paths.control_socket.exists():
@@ -343,9 +348,6 @@ class Client:
         started = time.monotonic()
         connect_deadline = started + self.connect_timeout
         reply_deadline = started + timeout
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
-        poller.register(self._monitor, zmq.POLLIN)
         while True:
             now = time.monotonic()
             if not self._ready and now >= connect_deadline:
@@ -356,7 +358,7 @@ class Client:
                     "the manager may be busy (the command may still complete)"
                 )
             deadline = reply_deadline if self._ready else min(connect_deadline, reply_deadline)
-            ready = dict(poller.poll(max(1, int((deadline - now) * 1000) + 1)))
+            ready = dict(self._poller.poll(max(1, int((deadline - now) * 1000) + 1)))
             if self._monitor in ready:
                 self._read_monitor(waiting=True, cmd=cmd)
             if self._socket in ready:
@@ -410,7 +412,8 @@ class Client:
     def _read_monitor(self, waiting: bool, cmd: str = "") -> None:
         if self._failure is not None:
             raise self._failure
-        while True:
+        # Reading EVENTS first is cheaper than the zmq.Again raised by an empty socket.
+        while self._monitor.get(zmq.EVENTS) & zmq.POLLIN:
             try:
                 frames = self._monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
