@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from unitmgr.manager import paths as paths_module
-from unitmgr.manager.lock import AlreadyRunning, ManagerLock
+from unitmgr.manager.lock import AlreadyRunning, LockHolder, ManagerLock
 
 log = logging.getLogger("unitmgr")
 
@@ -119,15 +119,21 @@ def run_manager(args: argparse.Namespace) -> int:
             log.info("container mode: %s", note)
     try:
         ensure_private_dir(paths.runtime)
+        ensure_private_dir(paths.state)
     except UnsafeDirectoryError as exc:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1
     lock = ManagerLock(paths.lock_file)
+    state_lock = ManagerLock(paths.state_lock_file)
     if args.daemon:
         holder = lock.peek()
         if holder is not None:
             print(f"unitmgr is already running for this user (pid {holder}); nothing to do", file=sys.stderr)
             return 0
+        state_holder = state_lock.holder()
+        if state_holder is not None:
+            print(shared_state_message(state_holder, paths), file=sys.stderr)
+            return 1
         argv = [arg for arg in (sys.argv[1:] if args.raw_argv is None else args.raw_argv) if arg != "--daemon"]
         return start_detached(argv, paths.manager_log)
     ready_fd = take_ready_fd()
@@ -143,6 +149,13 @@ def run_manager(args: argparse.Namespace) -> int:
                   "directories; nothing to do", file=sys.stderr)
             return 0
         print(already_running_message(exc, dirs, paths), file=sys.stderr)
+        return 1
+    try:
+        state_lock.acquire(dirs, paths.control_socket)
+    except AlreadyRunning as exc:
+        lock.release()
+        print(shared_state_message(LockHolder(exc.pid, exc.unit_dirs, exc.control_socket), paths),
+              file=sys.stderr)
         return 1
     if lock.previous_pid:
         stop_leftovers(lock.previous_pid, str(paths.runtime))
@@ -165,6 +178,7 @@ def run_manager(args: argparse.Namespace) -> int:
         print(f"unitmgr: {exc}", file=sys.stderr)
         return 1
     finally:
+        state_lock.release()
         lock.release()
     return exit_code
 
@@ -180,6 +194,21 @@ def already_running_message(exc: AlreadyRunning, dirs: list[Path], paths: paths_
         f"{paths.lock_file}, runtime directory {paths.runtime}), with unit directories {running}. "
         f"Stop it with {stop} first, or run this one with another home: "
         f"UNITMGR_HOME=/path/to/other/home unitmgr --user {requested}"
+    )
+
+
+def shared_state_message(holder: LockHolder, paths: paths_module.Paths) -> str:
+    """Return the error for a start while a manager with another runtime directory uses the same state directory."""
+    pid = str(holder.pid) if holder.pid else "unknown"
+    socket = holder.control_socket or "unknown"
+    stop = "'unitsh -c exit' (stops its units too)" + (f" or 'kill {holder.pid}'" if holder.pid else "")
+    return (
+        f"unitmgr: another manager is already running with this state directory {paths.state} "
+        f"(pid {pid}, control socket {socket}), which holds the unit logs; this start uses the "
+        f"runtime directory {paths.runtime} (from XDG_RUNTIME_DIR, or /tmp/unitmgr-UID without it). "
+        f"Two managers would run every unit twice and write the same log files. Stop it with "
+        f"{stop} first, or run this one with another home: "
+        f"UNITMGR_HOME=/path/to/other/home unitmgr --user"
     )
 
 

@@ -129,6 +129,8 @@ class ManagerConfig:
     values: dict[str, Any] = field(default_factory=lambda: {
         name: _default(d) for name, d in DECLARATIONS.items()})
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # The text of the last valid assignment of each scalar key, named by the warning for a later invalid one.
+    texts: dict[str, str] = field(default_factory=dict)
 
     @property
     def defaults(self) -> ManagerDefaults:
@@ -169,8 +171,8 @@ class ManagerConfig:
         try:
             value = parse_value(declaration, item.value)
         except (ConfigValueError, UnitValueError) as error:
-            self._warn(item, f"{error}; keeping {item.key}={declaration.default_text}"
-                       if declaration.default_text != "-" else str(error))
+            kept_text = self.texts.get(item.key, declaration.default_text)
+            self._warn(item, f"{error}; keeping {item.key}={kept_text}" if kept_text != "-" else str(error))
             return
         if declaration.kind == "environment":
             self.values[item.key] = {**self.values[item.key], **value}
@@ -178,6 +180,7 @@ class ManagerConfig:
             self.values[item.key] = self.values[item.key] + value
         else:
             self.values[item.key] = value
+            self.texts[item.key] = item.value
 
     def _warn(self, item: Assignment, message: str) -> None:
         self.diagnostics.append(Diagnostic(item.path, item.line, item.section, item.key, message))

@@ -123,6 +123,8 @@ class LineTee:
         return f"{label}: ".encode()
 
     def __call__(self, unit: str, data: bytes, stream_id: int, eof: bool) -> None:
+        if stream_id not in (1, 2):
+            return  # the manager's own lines about a unit; its log on stderr already has them
         stream = sys.stderr if stream_id == 2 else sys.stdout
         key = (unit, stream_id)
         buffer = self._pending.pop(key, b"") + data

@@ -69,7 +69,8 @@ class Subscription:
     acked: int = 0
     in_flight: deque[int] = field(default_factory=deque)  # seqs sent and not acknowledged
     dropped_total: int = 0
-    last_progress: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)  # the time of subscribing or of the last ack
+    unacked_since: float = field(default_factory=time.monotonic)  # since when in_flight has been non-empty
     # Events waiting to be sent, with their estimated sizes, and the sum of those.
     queue: deque[tuple[dict[str, Any], int]] = field(default_factory=deque)
     queue_bytes: int = 0

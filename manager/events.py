@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,10 @@ MAX_SUBSCRIPTIONS_PER_CLIENT = 16
 TOTAL_QUEUE_BYTES = 64 * 1024 * 1024
 DEFAULT_STATS_INTERVAL = 1.0
 MIN_STATS_INTERVAL = 0.1
+MAX_STATS_INTERVAL = 3600.0
+# A client acknowledges within about half a second of reading (shell/client.py), so
+# events unacknowledged for longer mark a subscriber that is gone or stalled.
+ACK_GRACE_SECONDS = 2.0
 # A log event contains the lines of one read, split so that each event has at
 # most this many records and, past its first record, this many bytes. With
 # lines cut at LINE_MAX, WINDOW events in flight stay below about 16 MiB.
@@ -75,6 +80,7 @@ MAX_EVENT_RECORDS = 2000
 MAX_EVENT_BYTES = 128 * 1024
 
 Sender = Callable[[bytes, dict[str, Any]], bool]
+UNSUBSCRIBED = "unsubscribed"
 
 
 class EventHub:
@@ -87,6 +93,7 @@ class EventHub:
         self._next_id = 0
         self._assemblers: dict[str, LineAssembler] = {}
         self._stats_task: asyncio.Task[None] | None = None
+        self._stats_previous: dict[str, tuple[float, float]] = {}  # unit → (time, cpu seconds)
         self.sent_events = 0
         self.dropped_events = 0
         self.queued_bytes = 0  # the sum of queue_bytes over all subscriptions
@@ -101,7 +108,7 @@ class EventHub:
         query = LogQuery.from_args(args, default_lines=0)
         capacity = _int_arg(args, "queue", DEFAULT_QUEUE, 1, MAX_QUEUE)
         max_bytes = _int_arg(args, "queue_bytes", DEFAULT_QUEUE_BYTES, MIN_QUEUE_BYTES, MAX_QUEUE_BYTES)
-        interval = _float_arg(args, "interval", DEFAULT_STATS_INTERVAL, MIN_STATS_INTERVAL)
+        interval = _float_arg(args, "interval", DEFAULT_STATS_INTERVAL, MIN_STATS_INTERVAL, MAX_STATS_INTERVAL)
         self._limit_per_client(peer.key)
         self._next_id += 1
         sub = Subscription(self._next_id, peer.identity, peer.key, streams, units, query, capacity,
@@ -113,6 +120,11 @@ class EventHub:
         if "log" in streams and (query.lines or query.since is not None) and units:
             result.update(query_records(self.manager.logs, sorted(units), query, follow=True))
         self.subscriptions[sub.sub_id] = sub
+        if "stats" in streams and self._stats_task is not None:
+            # The sampler may sleep for a longer interval of another subscriber:
+            # restart it, so the new one gets a sample now and then at its own interval.
+            self._stats_task.cancel()
+            self._stats_task = None
         self._update_producers()
         log.info("subscription %d: client %s… follows %s of %s", sub.sub_id, peer.key[:8],
                  ",".join(sorted(streams)), ",".join(sorted(units)) if units else "all units")
@@ -120,7 +132,7 @@ class EventHub:
 
     async def unsubscribe(self, args: dict[str, Any]) -> dict[str, Any]:
         sub = self._own_subscription(args)
-        self._remove(sub, "unsubscribed")
+        self._remove(sub, UNSUBSCRIBED)
         return {"sub": sub.sub_id, "seq": sub.seq}
 
     async def ack(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +140,7 @@ class EventHub:
         seq = _int_arg(args, "seq", 0, 0, 2**63)
         if seq > sub.acked:
             sub.acked = min(seq, sub.sent)
-            sub.last_progress = time.monotonic()
+            sub.last_progress = sub.unacked_since = time.monotonic()
             while sub.in_flight and sub.in_flight[0] <= sub.acked:
                 sub.in_flight.popleft()
         self._pump(sub)
@@ -147,7 +159,12 @@ class EventHub:
     def _limit_per_client(self, key: str) -> None:
         own = [s for s in self.subscriptions.values() if s.key == key]
         if len(own) >= MAX_SUBSCRIPTIONS_PER_CLIENT:
-            oldest = min(own, key=lambda s: s.last_progress)
+            # Every local client shares one key. A subscriber that left without
+            # unsubscribing never acknowledges again, so such subscriptions go
+            # first, then the one without an acknowledgement for the longest time.
+            now = time.monotonic()
+            oldest = min(own, key=lambda s: (not s.in_flight or now - s.unacked_since < ACK_GRACE_SECONDS,
+                                             s.last_progress))
             self._remove(oldest, f"more than {MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions of one client")
 
     def _remove(self, sub: Subscription, reason: str) -> None:
@@ -157,6 +174,9 @@ class EventHub:
             sub.queue_bytes = 0
             log.info("subscription %d removed: %s (%d events sent, %d dropped)", sub.sub_id, reason,
                      sub.sent, sub.dropped_total)
+            if reason != UNSUBSCRIBED:
+                # Without this notice a live subscriber would wait for events forever.
+                self.send(sub.identity, {"sub": sub.sub_id, "event": "ended", "reason": reason})
             self._update_producers()
 
     def close(self) -> None:
@@ -201,6 +221,8 @@ class EventHub:
             event, size = sub.pop()
             self.queued_bytes -= size
             sub.sent = event["seq"]
+            if not sub.in_flight:
+                sub.unacked_since = time.monotonic()
             sub.in_flight.append(sub.sent)
             self.sent_events += 1
             self.send(sub.identity, {"sub": sub.sub_id, **event})
@@ -224,6 +246,7 @@ class EventHub:
             log.debug("statistics sampling stopped")
             self._stats_task.cancel()
             self._stats_task = None
+            self._stats_previous.clear()
 
     def _followed_units(self) -> set[str] | None:
         """Return the units someone follows the log of; None means every unit."""
@@ -263,7 +286,9 @@ class EventHub:
             if not sub.wants("log", unit):
                 continue
             query = sub.query
-            unfiltered = query.since is None and query.until is None and query.grep is None and query.stream is None
+            # A raw subscription filters too: it leaves out the manager's lines (LogQuery.accepts).
+            unfiltered = (query.since is None and query.until is None and query.grep is None
+                          and query.stream is None and not query.raw)
             if unfiltered and query.raw in shared:
                 events = shared[query.raw]
             else:
@@ -283,7 +308,8 @@ class EventHub:
         })
 
     async def _sample_stats(self) -> None:
-        previous: dict[str, tuple[float, float]] = {}
+        # Kept across a restart of this task, so cpu_percent goes on without a gap.
+        previous = self._stats_previous
         while True:
             interval = min((s.interval for s in self.subscriptions.values() if "stats" in s.streams),
                            default=DEFAULT_STATS_INTERVAL)
@@ -396,11 +422,12 @@ def _int_arg(args: dict[str, Any], key: str, default: int, minimum: int, maximum
     return value
 
 
-def _float_arg(args: dict[str, Any], key: str, default: float, minimum: float) -> float:
+def _float_arg(args: dict[str, Any], key: str, default: float, minimum: float, maximum: float) -> float:
     value = args.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a number of seconds >= {minimum:g}, "
-                            f"not {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not minimum <= value <= maximum):
+        raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a number of seconds from {minimum:g} "
+                            f"to {maximum:g}, not {value!r}")
     return float(value)
 
 

@@ -47,14 +47,18 @@ LINUX_RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_S
 IOPRIO_CLASS_SHIFT = 13
 
 
-def fail(status_fd: int, code: int, step: str, err: OSError) -> None:
-    """Report a failed step to the manager, or on stderr without a status pipe, then exit with `code`."""
-    message = f"{code} {step} {err.errno or 0} {err.strerror or err}"
+def fail(status_fd: int, code: int, step: str, err: OSError, subject: str = "") -> None:
+    """Report a failed step to the manager, or on stderr without a status pipe, then exit with `code`.
+
+    `subject` is what the step worked on (the working directory of chdir),
+    put before the error so the message names it."""
+    reason = f"{subject}: {err.strerror or err}" if subject else f"{err.strerror or err}"
+    message = f"{code} {step} {err.errno or 0} {reason}"
     try:
         if status_fd >= 0:
             os.write(status_fd, message.encode("utf-8", "replace"))
         else:
-            os.write(2, f"unitmgr: {step} failed: {err.strerror or err}\n".encode("utf-8", "replace"))
+            os.write(2, f"unitmgr: {step} failed: {reason}\n".encode("utf-8", "replace"))
     except OSError:
         pass
     os._exit(code)
@@ -153,7 +157,7 @@ def apply(spec: dict, status_fd: int) -> None:
             os.chdir(cwd)
         except OSError as exc:
             if not spec.get("cwd_optional"):
-                fail(status_fd, EXIT_CHDIR, "chdir", exc)
+                fail(status_fd, EXIT_CHDIR, "chdir", exc, cwd)
     apply_scheduling(spec, status_fd)
     if spec.get("umask") is not None:
         os.umask(spec["umask"])

@@ -1,7 +1,9 @@
 """The on-disk format of unit logs, shared by the writer (logstore.py) and the reader (logreader.py).
 
 `UNIT.idx` contains one RECORD per read of a pipe: offset into `UNIT.log`,
-time, length, pid and flags. The flags contain the stream (STDOUT or STDERR),
+time, length, pid and flags. The flags contain the stream (STDOUT or STDERR,
+or MANAGER for a message of the manager about the unit, such as "Started
+Web server.", whose pid is the manager's),
 EOF_FLAG for the zero-length record written at the end of a stream, and
 META_FLAG for a record whose bytes are the syslog identifier of its pid
 rather than output.
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 
 # offset (u64), time (f64), length (u32), pid (u32), flags (u8), padding.
 RECORD = struct.Struct("<QdIIB3x")
-STDOUT, STDERR = 1, 2
-STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+STDOUT, STDERR, MANAGER = 1, 2, 3
+STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", MANAGER: "manager"}
+# The syslog identifier of MANAGER lines, as journald shows systemd[1] for systemd's own.
+MANAGER_IDENTIFIER = "unitmgr"
 STREAM_MASK = 0x0F
 META_FLAG = 0x40
 EOF_FLAG = 0x80

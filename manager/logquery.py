@@ -5,6 +5,9 @@ A `LogQuery` is built from request arguments:
     {"units": ["web"], "lines": 50, "raw": false, "since": "10 min ago",
      "until": "now", "grep": "error", "stream": "stderr"}
 
+`stream` selects one of stdout, stderr and manager (the manager's messages
+about the unit). Without it every line is selected, except that `raw`
+leaves out the manager's lines, so the raw output is the unit's own bytes.
 `since` and `until` take journalctl's time syntax (see timesyntax.py) or a
 Unix time as a number. `grep` is a Python regular expression, matched
 against the line decoded as UTF-8; as in journalctl, it ignores case unless
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +34,11 @@ MAX_LOG_LINES = 100_000
 # Replies stay below protocol.MAX_MESSAGE_BYTES: the oldest records are left
 # out past this estimate, and the reply counts them in `omitted`.
 REPLY_BUDGET = protocol.MAX_MESSAGE_BYTES * 3 // 4
-STREAMS = ("stdout", "stderr")
+STREAMS = ("stdout", "stderr", "manager")
+# Bytes that JSON escapes: control characters take 6 bytes (\u0001), quote and backslash 2.
+_JSON_ESCAPED = bytes(range(0x20)) + b'"\\'
+# The keys, time, pid and punctuation of one record, without its strings.
+_RECORD_OVERHEAD = 120
 
 
 @dataclass
@@ -52,7 +60,8 @@ class LogQuery:
         query.grep = _grep_arg(args)
         stream = args.get("stream")
         if stream not in (None, "", *STREAMS):
-            raise ProtocolError(protocol.BAD_REQUEST, f"'stream' must be stdout or stderr, not {stream!r}")
+            raise ProtocolError(protocol.BAD_REQUEST,
+                                f"'stream' must be stdout, stderr or manager, not {stream!r}")
         query.stream = stream or None
         skip = args.get("skip", 0)
         if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= MAX_LOG_LINES:
@@ -67,6 +76,9 @@ class LogQuery:
         if self.until is not None and line.time > self.until:
             return False
         if self.stream is not None and line.stream != self.stream:
+            return False
+        if self.raw and self.stream is None and line.stream == "manager":
+            # The raw output is the bytes the unit wrote; the manager's lines need --stream manager.
             return False
         if self.grep is not None and not self.grep.search(line.data.decode("utf-8", "replace")):
             return False
@@ -85,6 +97,8 @@ def _time_arg(args: dict[str, Any], key: str) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a finite Unix time, not {value!r}")
         return float(value)
     if not isinstance(value, str):
         raise ProtocolError(protocol.BAD_REQUEST, f"'{key}' must be a time string or a number, not {value!r}")
@@ -122,6 +136,18 @@ def record_of(line: LogLine, raw: bool) -> dict[str, Any]:
     return record
 
 
+def encoded_record_size(record: dict[str, Any], data: bytes) -> int:
+    """Return an upper bound of the bytes `record`, made from `data`, takes in a JSON message.
+
+    Text that is not ASCII is measured in UTF-8: every invalid byte became
+    U+FFFD, 3 bytes. Each byte JSON escapes is counted at 6 bytes."""
+    text: str = record["text"]
+    size = len(data) if data.isascii() else len(text.encode("utf-8"))
+    escaped = len(data) - len(data.translate(None, _JSON_ESCAPED))
+    size += 5 * escaped + len(record.get("raw", ""))
+    return _RECORD_OVERHEAD + size + len(record["unit"]) + len(record.get("identifier", ""))
+
+
 def select_lines(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> list[LogLine]:
     """Return the lines of several units merged by time, the last `query.lines` of them.
 
@@ -154,12 +180,12 @@ def query_records(store: LogStore, names: list[str], query: LogQuery, follow: bo
     records: list[dict[str, Any]] = []
     budget = REPLY_BUDGET
     for line in reversed(lines):
-        # An estimate: text at most doubles in JSON for most lines, base64 adds a third.
-        cost = 120 + len(line.data) * (4 if query.raw else 2)
+        record = record_of(line, query.raw)
+        cost = encoded_record_size(record, line.data)
         if records and cost > budget:
             break
         budget -= cost
-        records.append(record_of(line, query.raw))
+        records.append(record)
     records.reverse()
     result: dict[str, Any] = {"records": records}
     left_out = len(lines) - len(records)

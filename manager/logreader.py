@@ -10,7 +10,9 @@ about the same for a small log and for a large one.
 A line longer than LINE_MAX comes back in pieces (see linecut.py), and each
 piece counts as one line for `lines`. The pieces are read from the start of
 their line, so the last pieces of a long line take a read of the whole line
-but never hold more than `lines` pieces in memory.
+but never hold more than `lines` pieces in memory. A line that rotation
+split between two files is continued from the unfinished end of the older
+file (CarryIn), so its pieces are the same as when it is followed live.
 """
 
 from __future__ import annotations
@@ -33,6 +35,29 @@ _FLAGS_OFFSET = 24
 MAX_BOUNDARY_SEARCH = 100_000
 
 Accept = Callable[[LogLine], bool]
+STREAM_NUMBERS = {name: number for number, name in STREAM_NAMES.items()}
+
+
+class CarryIn:
+    """The unfinished lines at the end of the next older file, which a file read from its start continues.
+
+    `load` returns the last lines of the older file; it is called at most
+    once, and only when a stream's first record is read. `consumed` names
+    the streams whose unfinished line the newer file continued: that line
+    must not be shown a second time from the older file."""
+
+    def __init__(self, load: Callable[[], list[LogLine]]):
+        self._load = load
+        self._lines: dict[int, LogLine] | None = None
+        self.consumed: set[str] = set()
+
+    def take(self, stream: int) -> LogLine | None:
+        if self._lines is None:
+            self._lines = {STREAM_NUMBERS[line.stream]: line for line in self._load() if line.pending}
+        line = self._lines.get(stream)
+        if line is not None:
+            self.consumed.add(line.stream)
+        return line
 
 
 def last_time(index_path: Path) -> float:
@@ -56,10 +81,13 @@ def read_lines(
     lines: int = 0,
     since: float | None = None,
     accept: Accept | None = None,
+    carry: CarryIn | None = None,
 ) -> list[LogLine]:
     """Return the last `lines` lines (0: all) of one file accepted by `accept`, oldest first.
 
-    With `since`, only lines completed at or after that time."""
+    With `since`, only lines completed at or after that time. When reading
+    starts at the file's first record, its first line of each stream continues
+    the unfinished line of `carry`."""
     index = index_path.read_bytes()
     index = index[:len(index) - len(index) % RECORD.size]
     total = len(index) // RECORD.size
@@ -67,7 +95,7 @@ def read_lines(
         size = os.fstat(data_file.fileno()).st_size
         data: bytes | mmap.mmap = b"" if size == 0 else mmap.mmap(data_file.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            return _select(unit, data, index, total, lines, since, accept)
+            return _select(unit, data, index, total, lines, since, accept, carry)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -75,7 +103,7 @@ def read_lines(
 
 def _select(
     unit: str, data: bytes | mmap.mmap, index: bytes, total: int,
-    lines: int, since: float | None, accept: Accept | None,
+    lines: int, since: float | None, accept: Accept | None, carry: CarryIn | None,
 ) -> list[LogLine]:
     first = 0 if since is None else _first_at_or_after(index, total, since)
 
@@ -86,7 +114,8 @@ def _select(
     while True:
         tentative = max(first, total - window)
         start, skip = _boundary(data, index, tentative)
-        rebuilt = (line for line in _rebuild(unit, data, index, start, total, skip) if wanted(line))
+        rebuilt = (line for line in _rebuild(unit, data, index, start, total, skip, carry if start == 0 else None)
+                   if wanted(line))
         if not lines:
             return list(rebuilt)
         # Only the last `lines` are kept, so a long line read from its start
@@ -158,7 +187,7 @@ def _identifiers(data: bytes | mmap.mmap, index: bytes, end: int) -> dict[int, s
 
 def _rebuild(
     unit: str, data: bytes | mmap.mmap, index: bytes, start: int, end: int,
-    skip: dict[int, tuple[int, int]],
+    skip: dict[int, tuple[int, int]], carry: CarryIn | None,
 ) -> Iterator[LogLine]:
     names = _identifiers(data, index, start)
     cutters: dict[int, LineCutter] = {}
@@ -179,6 +208,9 @@ def _rebuild(
         cutter = cutters.get(stream)
         if cutter is None:
             cutter = cutters[stream] = LineCutter(pid)
+            if carry is not None and (unfinished := carry.take(stream)) is not None:
+                cutter.restore(unfinished.data, unfinished.pid)
+                names.setdefault(unfinished.pid, unfinished.identifier)
         name = STREAM_NAMES.get(stream, "stdout")
         for line, line_pid, partial in cutter.feed(chunk, pid):
             yield LogLine(unit, stamp, name, line_pid, line, partial=partial, identifier=names.get(line_pid, ""))

@@ -16,6 +16,11 @@ A metadata record (flag META) stores the syslog identifier of a pid: its
 bytes sit in UNIT.log like output but are never shown as output. It is
 written before the first output of each pid in each file.
 
+The manager's own messages about the unit ("Started Web server.", "Failed
+with result 'exit-code'.") are records of a third stream, MANAGER, with the
+manager's pid and identifier. They are lines of the log but not bytes the
+unit wrote, so `logs -o raw` leaves them out (logquery.py).
+
 Files rotate by size to UNIT.log.1, UNIT.log.2, ... (with their .idx files);
 files numbered `keep_files` or higher are deleted.
 """
@@ -32,6 +37,8 @@ from pathlib import Path
 
 from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the users of the store
     EOF_FLAG,
+    MANAGER,
+    MANAGER_IDENTIFIER,
     META_FLAG,
     RECORD,
     STDERR,
@@ -41,7 +48,7 @@ from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the user
     LogLine,
     file_name,
 )
-from unitmgr.manager.logreader import last_time, read_lines
+from unitmgr.manager.logreader import CarryIn, last_time, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,9 @@ DEFAULT_KEEP_FILES = 4
 CHECK_INTERVAL = 0.2
 # Maximum length in bytes of a stored identifier; longer ones are cut.
 MAX_IDENTIFIER = 64
+# Older files read to continue a line that rotation split. A line spread over
+# more files comes back with extra piece boundaries, but with its exact bytes.
+MAX_CARRY_FILES = 32
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class UnitLog:
         self._last_check = 0.0
         self.check_interval = CHECK_INTERVAL
         self._names: dict[int, str] = {}
+        self.manager_pid = os.getpid()  # the pid of MANAGER lines
         self._announced: set[int] = set()
         # Called with (data, stream, pid, time, eof) for every read: `on_data`
         # by whoever copies output elsewhere, `follower` by the event hub while
@@ -182,6 +193,8 @@ class UnitLog:
             self._announced.add(pid)
 
     def identifier_of(self, pid: int) -> str:
+        if pid == self.manager_pid:
+            return MANAGER_IDENTIFIER
         if self.identifier:
             return self.identifier
         name = self._names.get(pid)
@@ -199,19 +212,26 @@ class UnitLog:
 
     # -- writing ----------------------------------------------------------
 
-    def write(self, data: bytes, stream: int, pid: int, eof: bool = False) -> None:
-        """Store one read of `stream`. A failed write is counted and logged, not raised."""
+    def write(self, data: bytes, stream: int, pid: int, eof: bool = False, counted: bool = True) -> None:
+        """Store one read of `stream`. A failed write is counted and logged, not raised.
+
+        Without `counted`, the bytes are not added to `stored_bytes`, the output of the unit."""
         stamp = time.time()
         try:
             self._prepare(pid)
             self._append_record(data, stream | (EOF_FLAG if eof else 0), pid, stamp)
-            self.stored_bytes += len(data)
+            if counted:
+                self.stored_bytes += len(data)
         except OSError as exc:
             self._failed(len(data), pid, exc)
         if self.on_data is not None:
             self.on_data(data, stream, pid, stamp, eof)
         if self.follower is not None:
             self.follower(data, stream, pid, stamp, eof)
+
+    def write_message(self, text: str) -> None:
+        """Store one line of the manager about this unit, in the MANAGER stream."""
+        self.write(f"{text}\n".encode("utf-8", "replace"), MANAGER, self.manager_pid, counted=False)
 
     def splice_from(self, pipe_fd: int, count: int, stream: int, pid: int) -> int:
         """Move up to `count` bytes from a pipe into the log without copying them through Python.
@@ -314,6 +334,13 @@ class LogStore:
         writer.configure(self.options_for(unit))
         return writer
 
+    def write_message(self, unit: str, text: str) -> None:
+        """Store one line of the manager about `unit` in the unit's log (UnitLog.write_message)."""
+        writer = self._writers.get(unit)
+        if writer is None:
+            writer = self.writer(unit)
+        writer.write_message(text)
+
     def writers(self) -> list[UnitLog]:
         return list(self._writers.values())
 
@@ -351,19 +378,45 @@ class LogStore:
         """Return the last `lines` lines (0: all) accepted by `accept`, oldest first.
 
         With `since`, only lines completed at or after that time; older files are not read."""
+        files = self._files(unit)
         result: list[LogLine] = []
-        for data_path, index_path in self._files(unit):
+        continued: CarryIn | None = None  # what the newer file took from this one
+        for position, (data_path, index_path) in enumerate(files):
             if since is not None and last_time(index_path) < since:
                 break
             needed = lines - len(result) if lines else 0
+            # The unfinished lines that the newer file continued are read, then left out.
+            shown_twice = continued.consumed if continued is not None else set()
+            carry = self._carry_into(unit, files, position)
             try:
-                found = read_lines(unit, data_path, index_path, needed, since, accept)
+                found = read_lines(unit, data_path, index_path, needed + len(shown_twice) if needed else 0,
+                                   since, accept, carry)
             except FileNotFoundError:
                 continue  # rotated or deleted while being read
+            if shown_twice:
+                found = [line for line in found if not (line.pending and line.stream in shown_twice)]
+                found = found[-needed:] if needed else found
             result = found + result
+            continued = carry
             if lines and len(result) >= lines:
                 break
         return result[-lines:] if lines else result
+
+    def _carry_into(self, unit: str, files: list[tuple[Path, Path]], position: int) -> CarryIn | None:
+        """Return the unfinished lines of the file after `position` (the next older one), read when needed."""
+        older = position + 1
+        if older >= len(files) or older > MAX_CARRY_FILES:
+            return None
+
+        def load() -> list[LogLine]:
+            data_path, index_path = files[older]
+            try:
+                return read_lines(unit, data_path, index_path, len(STREAM_NAMES), carry=self._carry_into(
+                    unit, files, older))
+            except FileNotFoundError:
+                return []
+
+        return CarryIn(load)
 
     def _files(self, unit: str) -> list[tuple[Path, Path]]:
         """Return the unit's (data, index) file pairs, newest first."""

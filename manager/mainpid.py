@@ -30,13 +30,17 @@ class ExitWatch:
     """Resolves `future` with the exit status of `pid`, from the reaper or, failing that, the pidfd."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, pid: int,
-                 on_exit: Callable[[ExitStatus], None] | None = None):
+                 on_exit: Callable[[ExitStatus], None] | None = None, own_child: bool = False):
+        """`own_child`: the manager spawned `pid` itself and has not reaped it, so the reaper
+        delivers its status and /proc need not be read to find its parent."""
         self.loop = loop
         self.pid = pid
         self.future: asyncio.Future[ExitStatus] = loop.create_future()
         self._on_exit = on_exit
         self._fd: int | None = None
         reaper.watch(pid, self._resolve)
+        if own_child:
+            return
         info = processes.read_stat(pid)
         if info is not None and info.ppid == os.getpid():
             # A child of the manager: the reaper always delivers its status.

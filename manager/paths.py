@@ -62,6 +62,11 @@ class Paths(NamedTuple):
         return self.runtime / "manager.lock"
 
     @property
+    def state_lock_file(self) -> Path:
+        """The lock that keeps one manager per state directory (see lock.py)."""
+        return self.state / "manager.lock"
+
+    @property
     def log_dir(self) -> Path:
         return self.state / "logs"
 
@@ -114,6 +119,35 @@ def resolve(env: dict[str, str] | None = None) -> Paths:
     state = Path(env.get("UNITMGR_STATE_DIR") or state)
     runtime = Path(env.get("UNITMGR_RUNTIME_DIR") or runtime)
     return Paths(config=config, data=data, state=state, runtime=runtime, home=home)
+
+
+def running_control_socket(paths: Paths) -> Path | None:
+    """Return the control socket of a manager that holds the state lock, or None.
+
+    A manager started without XDG_RUNTIME_DIR (cron, a login without
+    pam_systemd) listens under /tmp/unitmgr-UID, another runtime directory
+    than a shell that has the variable, but both share the state directory.
+    The lock file there names the socket (lock.py), and a held flock shows
+    that the manager still runs."""
+    import fcntl
+
+    try:
+        fd = os.open(paths.state_lock_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lines = os.read(fd, 65536).decode(errors="replace").split("\n")
+        else:
+            return None  # the lock is free, so the file is left from a stopped manager
+    finally:
+        os.close(fd)
+    socket = lines[2].strip() if len(lines) > 2 else ""
+    if not socket or not os.path.isabs(socket) or not os.path.exists(socket):
+        return None
+    return Path(socket)
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -149,7 +149,9 @@ class ResourceTracker:
         entry.memory_peak = 0
         entry.last_sample = entry.previous_sample = None
         entry.enforced_by = self._decide_enforcement(runtime.name, entry.settings)
-        entry.oom_kills_before = self._oom_kills(runtime.name)
+        # Only kernel_oom_killed() reads the count, and only where the kernel enforces MemoryMax=.
+        kernel_memory = entry.enforced_by.get("MemoryMax") == "kernel"
+        entry.oom_kills_before = self._oom_kills(runtime.name) if kernel_memory else 0
         if entry.warned_unit is not runtime.unit:
             entry.warned_unit = runtime.unit
             for warning in self.load_warnings(entry):

@@ -8,7 +8,7 @@ a round trip took about 30 µs longer (pyzmq 27, a minimal echo server on a
 
 Every request runs as its own task, so a slow command never delays another
 one. A client connection may have MAX_REQUESTS_PER_CLIENT requests in flight.
-Beyond that each further request gets a `busy` error at once without being run,
+Beyond that each further request but an event `ack` gets a `busy` error at once without being run,
 so a client that sends without reading replies cannot fill the manager with
 tasks. The server reads one message per turn of the event loop, so unit
 output, timers and other clients keep being served during a flood.
@@ -58,6 +58,8 @@ MAX_SOCKET_PATH = 107
 # at a time and an event subscriber acks one window at a time, so 64 leaves
 # room for clients that pipeline.
 MAX_REQUESTS_PER_CLIENT = 64
+# An ack is a few dozen bytes; a longer message is not taken for one.
+ACK_MAX_BYTES = 256
 
 
 class ControlServerError(Exception):
@@ -297,7 +299,7 @@ class ControlServer:
                 f"a request is one message frame, got {len(frames) - 1}"))
             return
         running = self._in_flight.get(identity, 0)
-        if running >= MAX_REQUESTS_PER_CLIENT:
+        if running >= MAX_REQUESTS_PER_CLIENT and not _is_ack(frames[1].bytes):
             self._reply_busy(peer, frames[1].bytes)
             return
         self._in_flight[identity] = running + 1
@@ -425,3 +427,17 @@ class ControlServer:
         finally:
             self._schedule_read()
         return True
+
+
+def _is_ack(data: bytes) -> bool:
+    """Tell whether a request is an event `ack`, which passes the in-flight limit.
+
+    A busy client still has to acknowledge the events it read, or its
+    subscription stalls for good; an ack is cheap and runs no job.
+    """
+    if b'"ack"' not in data or len(data) > ACK_MAX_BYTES:
+        return False
+    try:
+        return protocol.decode_request(data).cmd == "ack"
+    except protocol.ProtocolError:
+        return False

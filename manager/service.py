@@ -27,7 +27,6 @@ import os
 import signal
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,6 @@ from unitmgr.manager import processes
 from unitmgr.manager.crashloop import CrashLoopCounter
 from unitmgr.manager.environment import EnvironmentFileError
 from unitmgr.manager.killing import ProcessSet
-from unitmgr.manager.logformat import STDERR
 from unitmgr.manager.mainpid import ExitWatch, PIDFileError, guess_main_pid, pid_file_path, wait_pid_file
 from unitmgr.manager.output import StdioTargets, open_stdio
 from unitmgr.manager.reaper import ExitStatus
@@ -55,6 +53,7 @@ from unitmgr.manager.states import (
 )
 from unitmgr.manager.timeouts import Deadline
 from unitmgr.manager.unitbase import UnitRuntime
+from unitmgr.manager.unitmessages import announce_main_exit, write_unit_message
 from unitmgr.units.model import ExecCommand, Unit
 
 if TYPE_CHECKING:
@@ -117,13 +116,16 @@ class StartLimit:
 
     interval: float
     burst: int
-    starts: deque[float] = field(default_factory=deque)
+    # A list, not a deque: it holds at most `burst` times, and an empty deque costs about 600 bytes per unit.
+    starts: list[float] = field(default_factory=list)
 
     def allow(self, now: float) -> bool:
         if not self.interval or self.interval <= 0 or not self.burst or self.burst <= 0:
             return True
-        while self.starts and now - self.starts[0] >= self.interval:
-            self.starts.popleft()
+        expired = 0
+        while expired < len(self.starts) and now - self.starts[expired] >= self.interval:
+            expired += 1
+        del self.starts[:expired]
         if len(self.starts) >= self.burst:
             return False
         self.starts.append(now)
@@ -463,8 +465,7 @@ class ServiceRuntime(UnitRuntime):
         name = EXIT_STATUS_NAMES.get(code, "")
         text = f"{message} (status={code}/{name})"
         log.error("%s: %s", self.name, text)
-        # pid 0: the line comes from the manager, not from a process of the unit.
-        self.manager.logs.writer(self.name).write(f"{text}\n".encode("utf-8", "replace"), STDERR, 0)
+        write_unit_message(self, f"{self.name}: {text}")
 
     async def run_control(
         self, setting: str, command: ExecCommand, extra_env: dict[str, str] | None = None
@@ -481,7 +482,7 @@ class ServiceRuntime(UnitRuntime):
         record = ControlRecord(pid, setting, command.source or " ".join(command.words))
         self.control_records.append(record)
         self.control_pids.add(pid)
-        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid)
+        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid, own_child=True)
         try:
             status = await watch.future
         finally:
@@ -558,7 +559,7 @@ class ServiceRuntime(UnitRuntime):
         log.info("%s: started %s= process, pid %d: %s", self.name, setting, spawned.pid, " ".join(argv))
         if main:
             self.main_pid = spawned.pid
-            self._track_main(spawned.pid)
+            self._track_main(spawned.pid, own_child=True)
         return spawned.pid, spawned.status_fd
 
     def _spawn_failed(self, main: bool, status: ExitStatus) -> tuple[int, int | None]:
@@ -602,7 +603,7 @@ class ServiceRuntime(UnitRuntime):
 
     # -- the main process ---------------------------------------------------
 
-    def _track_main(self, pid: int) -> None:
+    def _track_main(self, pid: int, own_child: bool = False) -> None:
         invocation = self.invocation_id
 
         def on_exit(status: ExitStatus) -> None:
@@ -618,7 +619,7 @@ class ServiceRuntime(UnitRuntime):
                     self.active_state is ActiveState.DEACTIVATING and self.self_stopping):
                 self._on_main_exit(status)
 
-        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid, on_exit)
+        watch = ExitWatch(self.manager.loop, self.manager.reaper, pid, on_exit, own_child=own_child)
         self._watches.append(watch)
         self.main_exited = watch.future
 
@@ -631,6 +632,7 @@ class ServiceRuntime(UnitRuntime):
         elif result in ("signal", "success") and self.manager.resources is not None \
                 and self.manager.resources.kernel_oom_killed(self):
             result = "oom-kill"
+        announce_main_exit(self, status, result)
         self.main_pid = 0
         self.watchdog.disarm()
         if self.setting("ExitType") == "cgroup" and self.forced_result is None and self.members():
@@ -827,6 +829,11 @@ class ServiceRuntime(UnitRuntime):
     def reset_failed(self) -> None:
         self.start_limit.reset()
         self.crash_loop.reset()
+        if self.restart_pending and self.crash_loop_delay:
+            # The damped delay came from the quick exits just forgotten: restart after RestartSec= alone.
+            self.crash_loop_delay = 0.0
+            self._cancel_restart()
+            self._restart_task = asyncio.ensure_future(self._restart_after(self.setting("RestartSec")))
         if self.active_state is ActiveState.FAILED:
             self.set_state(ActiveState.INACTIVE, "dead", result="success")
 

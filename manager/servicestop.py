@@ -64,6 +64,9 @@ class StopSequence:
         if self.run_exec_stop and service.started_ok:
             await self._exec_stop()
         await self._kill()
+        # A pidfd reports an exit one loop iteration before the SIGCHLD handler runs, so reap
+        # here: ExecStopPost= must see the main process's exit status.
+        service.manager.reaper.reap()
         service.set_state(ActiveState.DEACTIVATING, "stop-post")
         for command in service.setting("ExecStopPost"):
             try:

@@ -260,4 +260,7 @@ def parse_helper_status(data: bytes) -> tuple[int, str]:
     if len(parts) < 4 or not parts[0].isdigit():
         return 203, text or "unknown failure"
     code, step, _errno, reason = parts
+    if step == "chdir":
+        # systemd's wording; the helper puts the directory before the error.
+        return int(code), f"Changing to the requested working directory failed: {reason.strip()}"
     return int(code), f"{step} failed: {reason.strip()}"

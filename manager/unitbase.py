@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager.states import ActiveState
+from unitmgr.manager.unitmessages import announce_state
 from unitmgr.units.model import Unit
 
 if TYPE_CHECKING:
@@ -81,10 +82,12 @@ class UnitRuntime:
             if active is ActiveState.ACTIVE:
                 self.active_enter_time = self.state_change_time
         changed = (active, sub) != (self.active_state, self.sub_state)
+        previous_sub = self.sub_state
         self.previous_active_state = self.active_state
         self.active_state, self.sub_state = active, sub
         if changed:
             log.debug("%s: %s (%s) result=%s", self.name, active.value, sub, self.result)
+            announce_state(self, self.previous_active_state, previous_sub)
             self.manager.state_changed(self)
 
     def check_conditions(self) -> str | None:

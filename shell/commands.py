@@ -400,7 +400,7 @@ COMMANDS: tuple[Command, ...] = (
             Option(("-u", "--unit"), "unit", "a unit to show, as with journalctl (repeatable)",
                    metavar="UNIT", repeat=True),
             Option(("--stream",), "stream", "only the lines of one stream", metavar="STREAM",
-                   choices=("stdout", "stderr")),
+                   choices=("stdout", "stderr", "manager")),
         ),
         control="logs", build_args=_logs_args, show=_show_logs,
         run_local=_run_logs,  # -f subscribes to the log event stream: shell/follow.py

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
+
+from unitmgr.manager.paths import Paths, running_control_socket
 
 if TYPE_CHECKING:
     from unitmgr.shell.render import Output
@@ -21,3 +24,18 @@ class Context:
         self.session = session
         self.json = json  # print every result as one JSON object
         self.interactive = interactive  # running in the prompt_toolkit shell
+
+
+def locate_local_manager(paths: Paths) -> Paths:
+    """Return `paths` with the runtime directory of the running manager when the default socket is missing.
+
+    The state directory's lock file names the socket of a manager started
+    with another XDG_RUNTIME_DIR; the shell prints on stderr which one it uses."""
+    if paths.control_socket.exists():
+        return paths
+    socket = running_control_socket(paths)
+    if socket is None or socket == paths.control_socket:
+        return paths
+    print(f"unitsh: no control socket at {paths.control_socket}; using the running manager's "
+          f"socket {socket} (named in {paths.state_lock_file})", file=sys.stderr)
+    return paths._replace(runtime=socket.parent)

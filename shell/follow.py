@@ -47,8 +47,9 @@ def follow_logs(
 ) -> int:
     """Print the lines `args` selects, then new ones as they arrive; return an exit status.
 
-    Return 0 after Ctrl-C or when `stop()` turns true. Raise ClientError
-    when the connection is lost and RemoteError for invalid arguments."""
+    Return 0 after Ctrl-C or when `stop()` turns true, and 1 when the
+    manager ends the subscription. Raise ClientError when the connection is
+    lost and RemoteError for invalid arguments."""
     follow = follow_args(args)
     result = client.subscribe(["log"], list(args.get("units") or []),
                               **{k: v for k, v in follow.items() if k != "streams"})
@@ -60,21 +61,39 @@ def follow_logs(
         while not stop():
             # A short timeout, so that `stop` is checked while nothing arrives.
             for event in client.iter_events(timeout=0.5):
-                _on_event(out, event, mode, host)
+                if not _on_event(out, event, mode, host):
+                    return 1
                 if stop():
                     break
     except KeyboardInterrupt:
         pass
+    _unsubscribe(client, result["sub"])
     return 0
 
 
-def _on_event(out: render.Output, event: dict[str, Any], mode: str, host: str) -> None:
+def _unsubscribe(client: Client, sub: int) -> None:
+    """End the subscription, so it does not count against the manager's limit per client key."""
+    from unitmgr.shell.client import ClientError, RemoteError
+
+    try:
+        client.unsubscribe(sub)
+    except (ClientError, RemoteError, KeyboardInterrupt) as exc:
+        log.debug("could not unsubscribe %d: %s", sub, exc)
+
+
+def _on_event(out: render.Output, event: dict[str, Any], mode: str, host: str) -> bool:
+    """Show one event; return False when it ends the subscription."""
     kind = event.get("event")
     if kind == "log":
         _show(out, event.get("records", []), mode, host)
     elif kind == "dropped":
         out.error(f"-- {event.get('count', 0)} log events were dropped because this "
                   "terminal read too slowly --")
+    elif kind == "ended":
+        out.error(f"-- the manager ended this subscription: {event.get('reason', 'no reason given')}; "
+                  "run logs -f again --")
+        return False
+    return True
 
 
 def _show(out: render.Output, records: list[dict[str, Any]], mode: str, host: str) -> None:

@@ -196,7 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         """Server-sent events: a `stats` event every interval, `log` events as lines arrive.
 
         The manager bounds the log events waiting for this page (PAGE_QUEUE_BYTES)
-        and a `dropped` event counts the events a slow browser missed."""
+        and a `dropped` event counts the events a slow browser missed. An `ended`
+        event says the manager removed the log subscription, with its reason."""
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -216,8 +217,13 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(self.console.interval)
                     continue
                 for event in log_client.iter_events(timeout=self.console.interval):
-                    if event.get("event") in ("log", "dropped"):
+                    if event.get("event") in ("log", "dropped", "ended"):
                         self._event(event["event"], event)
+                    if event.get("event") == "ended":
+                        # The manager removed the subscription: the page shows why and stats go on.
+                        log_client.close()
+                        log_client = None
+                        break
                     if time.monotonic() >= deadline:
                         break
         except (BrokenPipeError, ConnectionResetError):

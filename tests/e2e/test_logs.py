@@ -22,7 +22,9 @@ MB = 1024 * 1024
 
 
 def records(manager, unit: str, **args) -> list[dict]:
-    return manager.request("logs", {"units": [unit], "lines": 0, **args})["records"]
+    """Return the unit's output lines, without the manager's lines about the unit (stream "manager")."""
+    found = manager.request("logs", {"units": [unit], "lines": 0, **args})["records"]
+    return [record for record in found if record["stream"] != "manager"]
 
 
 def texts(manager, unit: str, **args) -> list[str]:
@@ -31,7 +33,7 @@ def texts(manager, unit: str, **args) -> list[str]:
 
 def stored_bytes(log_dir: Path, unit: str) -> bytes:
     """Return a unit's output as the log store rebuilds it: lines joined by newlines."""
-    lines = LogStore(log_dir).query(unit)
+    lines = LogStore(log_dir).query(unit, accept=lambda line: line.stream != "manager")
     parts = []
     for line in lines:
         parts.append(line.data if line.partial else line.data + b"\n")
@@ -302,25 +304,33 @@ ExecStart=/bin/sh -c 'echo "second alpha"; echo "second ERROR" >&2'
     manager.request("start", {"units": ["second"]})
 
     both = {"units": ["first", "second"], "lines": 0}
-    merged = manager.request("logs", both)["records"]
+
+    def output(args: dict) -> list[dict]:
+        # The units' own lines; the manager's lines about them are checked below.
+        return [r for r in manager.request("logs", args)["records"] if r["stream"] != "manager"]
+
+    merged = output(both)
     assert [r["unit"] for r in merged] == ["first.service"] * 3 + ["second.service"] * 2
     assert [r["time"] for r in merged] == sorted(r["time"] for r in merged)
-    assert [r["text"] for r in manager.request("logs", {**both, "lines": 2})["records"]] == \
-        ["second alpha", "second ERROR"]
+    assert [r["text"] for r in output({**both, "lines": 2, "stream": "stdout"})] == \
+        ["first beta", "second alpha"]
     # Lower-case patterns ignore case, as journalctl's --grep does.
-    assert [r["text"] for r in manager.request("logs", {**both, "grep": "alpha"})["records"]] == \
+    assert [r["text"] for r in output({**both, "grep": "alpha"})] == \
         ["first Alpha", "second alpha"]
-    assert [r["text"] for r in manager.request("logs", {**both, "grep": "ERROR"})["records"]] == \
+    assert [r["text"] for r in output({**both, "grep": "ERROR"})] == \
         ["second ERROR"]
     assert [r["text"] for r in manager.request("logs", {**both, "stream": "stderr"})["records"]] == \
         ["first error", "second ERROR"]
-    assert [r["unit"] for r in manager.request("logs", {**both, "since": middle})["records"]] == \
+    assert [r["unit"] for r in output({**both, "since": middle})] == \
         ["second.service"] * 2
-    assert [r["unit"] for r in manager.request("logs", {**both, "until": middle})["records"]] == \
+    assert [r["unit"] for r in output({**both, "until": middle})] == \
         ["first.service"] * 3
-    assert len(manager.request("logs", {**both, "since": "10 min ago", "until": "now"})["records"]) == 5
+    assert len(output({**both, "since": "10 min ago", "until": "now"})) == 5
     assert manager.request("logs", {**both, "since": "tomorrow"})["records"] == []
-    assert len(manager.request("logs", {**both, "since": "today"})["records"]) == 5
+    assert len(output({**both, "since": "today"})) == 5
+    from_manager = [r["text"] for r in manager.request("logs", {**both, "stream": "manager"})["records"]]
+    assert "Finished first.service." in from_manager
+    assert from_manager[-1] == "Finished second.service."
 
     shell = manager.unitsh("-c", "logs -o cat --stream stderr --grep error first second")
     assert shell.returncode == 0, shell.stderr
@@ -410,7 +420,7 @@ def test_logs_json_output(make_manager, tmp_path: Path) -> None:
     manager.request("start", {"units": ["js"]})
     shell = manager.unitsh("-c", "logs -o json js")
     assert shell.returncode == 0, shell.stderr
-    [record] = [json.loads(line) for line in shell.stdout.splitlines()]
+    [record] = [r for r in map(json.loads, shell.stdout.splitlines()) if r["stream"] != "manager"]
     assert record["text"] == "hello"
     assert record["stream"] == "stdout"
 
@@ -447,7 +457,8 @@ ExecStart=/usr/bin/python3 -c 'import time\\nfor i in range({count}): print("n",
 
     started: list[str] = []
     with Client.local(paths_module.resolve(manager.env)) as client:
-        status = follow_logs(client, out, {"units": ["before", "rotating"], "queue": 10_000}, "cat", "",
+        status = follow_logs(client, out, {"units": ["before", "rotating"], "queue": 10_000,
+                                              "stream": "stdout"}, "cat", "",
                              stop=stop)
     assert status == 0
     lines = out.stdout.getvalue().splitlines()

@@ -38,7 +38,7 @@ def test_three_megabyte_line(make_manager, tmp_path: Path) -> None:
     manager = make_manager(units)
     assert manager.request("start", {"units": ["wide"]})["jobs"][0]["result"] == "done"
 
-    tail = manager.unitsh("-c", "logs -n 2 wide")
+    tail = manager.unitsh("-c", "logs -n 2 --stream stdout wide")
     assert tail.returncode == 0, tail.stderr
     shown = tail.stdout.splitlines()
     assert len(shown) == 2
@@ -58,7 +58,7 @@ def test_fifty_megabytes_without_newline(make_manager, tmp_path: Path) -> None:
     manager = make_manager(units)
     assert manager.request("start", {"units": ["flat"]})["jobs"][0]["result"] == "done"
 
-    tail = manager.unitsh("-c", "logs -n 2 flat")
+    tail = manager.unitsh("-c", "logs -n 2 --stream stdout flat")
     assert tail.returncode == 0, tail.stderr
     assert len(tail.stdout.splitlines()) == 2
 

@@ -113,14 +113,16 @@ ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 2000 ]; do echo "line $$i"; i=$$((i+1
 """, enable=True)
     manager = make_manager(units)
     wait_for(lambda: manager.status("burst")["active_state"] == "failed", message="burst to fail")
-    records = manager.request("logs", {"units": ["burst"], "lines": 0})["records"]
+    records = manager.request("logs", {"units": ["burst"], "lines": 0, "stream": "stdout"})["records"]
     texts = [r["text"] for r in records]
     assert texts[:2000] == [f"line {i}" for i in range(2000)]
     assert texts[-1] == "no newline"
     assert records[-1].get("partial") is True
-    # status shows the same last lines, the unfinished one included.
-    status_log = manager.request("status", {"units": ["burst"], "lines": 2})["units"][0]["log"]
-    assert [r["text"] for r in status_log] == ["line 1999", "no newline"]
+    # status shows the same last lines, the unfinished one included, before the manager's lines.
+    status_log = manager.request("status", {"units": ["burst"], "lines": 5})["units"][0]["log"]
+    unit_lines = [r["text"] for r in status_log if r["stream"] != "manager"]
+    assert unit_lines[-2:] == ["line 1999", "no newline"]
+    assert status_log[-1]["text"] == "burst.service: Failed with result 'signal'."
 
 
 # Each way a start can fail before the program runs, in both cgroup modes:
@@ -129,7 +131,8 @@ START_FAILURES = [
     ("missing", "ExecStart=/nonexistent/program\n",
      "could not execute /nonexistent/program: No such file or directory (status=203/EXEC)"),
     ("nodir", "WorkingDirectory=/nonexistent/dir\nExecStart=/bin/sleep 1000\n",
-     "chdir failed: No such file or directory (status=200/CHDIR)"),
+     "Changing to the requested working directory failed: /nonexistent/dir: No such file or directory "
+     "(status=200/CHDIR)"),
 ]
 
 
@@ -148,4 +151,5 @@ def test_start_failure_in_unit_log(make_manager, tmp_path: Path, mode: list[str]
         manager_lines = [line for line in manager.log().splitlines() if f"{name}.service: " in line]
         assert any(reason in line for line in manager_lines), name
     # A process that started and then failed is named by its pid.
-    assert re.search(r"nodir\.service: process \d+ could not start: chdir failed", manager.log())
+    assert re.search(r"nodir\.service: process \d+ could not start: Changing to the requested working "
+                     r"directory failed: /nonexistent/dir", manager.log())

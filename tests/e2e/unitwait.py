@@ -44,8 +44,9 @@ def manager_log_tail(manager: ManagerProcess, lines: int = 40) -> str:
 
 
 def log_lines(manager: ManagerProcess, unit: str) -> list[str]:
+    """Return the texts of the unit's output lines, without the manager's lines about the unit."""
     records = manager.request("logs", {"units": [unit], "lines": 0})["records"]
-    return [record["text"] for record in records]
+    return [record["text"] for record in records if record["stream"] != "manager"]
 
 
 def wait_log(manager: ManagerProcess, unit: str, text: str, timeout: float = 20.0) -> list[str]:

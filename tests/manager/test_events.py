@@ -40,7 +40,9 @@ def collect(client: Client, until: callable, timeout: float = 30.0) -> list[dict
 
 
 def log_lines(events: list[dict]) -> list[str]:
-    return [r["text"] for e in events if e.get("event") == "log" for r in e["records"]]
+    """Return the texts of the units' output lines in `events`, without the manager's lines."""
+    return [r["text"] for e in events if e.get("event") == "log" for r in e["records"]
+            if r["stream"] != "manager"]
 
 
 def test_state_events_in_sequence(make_manager, tmp_path: Path) -> None:

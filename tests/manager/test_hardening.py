@@ -111,9 +111,13 @@ def test_flood_leaves_others_served(make_manager, raw_client, tmp_path: Path) ->
 def test_requests_over_limit_get_busy(make_manager, raw_client, tmp_path: Path) -> None:
     units = tmp_path / "units"
     write_unit(units, "slow.service", SLOW_ONESHOT)
+    write_unit(units, "quiet.service", SLOW_ONESHOT)
     manager = make_manager(units)
     flood = raw_client(manager)
     assert flood.request({"id": 0, "cmd": "hello"})["ok"] is True
+    # The quiet unit never runs, so no event arrives on this connection.
+    sub = flood.request({"id": "sub", "cmd": "subscribe", "args": {"streams": ["log"], "units": ["quiet"]}})
+    assert sub["ok"] is True
 
     total = MAX_REQUESTS_PER_CLIENT + 200
     for number in range(1, total + 1):
@@ -122,6 +126,9 @@ def test_requests_over_limit_get_busy(make_manager, raw_client, tmp_path: Path) 
     assert {reply["error"]["code"] for reply in busy} == {"busy"}
     assert str(MAX_REQUESTS_PER_CLIENT) in busy[0]["error"]["message"]
     assert min(reply["id"] for reply in busy) == MAX_REQUESTS_PER_CLIENT + 1
+    # An ack still runs at the limit, or the client's subscription would stall.
+    ack = flood.request({"id": "ack", "cmd": "ack", "args": {"sub": sub["result"]["sub"], "seq": 0}})
+    assert ack["ok"] is True, ack
 
     # Other clients are still served while this one is at its limit.
     assert manager.status("slow")["active_state"] == "activating"

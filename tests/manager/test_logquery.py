@@ -68,6 +68,17 @@ def test_query_from_args() -> None:
     assert not query.accepts(line(b"fine", 150, "stderr"))
 
 
+def test_manager_stream_selection() -> None:
+    message = line(b"Started Web server.", stream="manager")
+    assert LogQuery.from_args({}).accepts(message)
+    assert LogQuery.from_args({"stream": "manager"}).accepts(message)
+    assert not LogQuery.from_args({"stream": "stdout"}).accepts(message)
+    # Raw output is the unit's bytes, unless the manager's stream is asked for.
+    assert not LogQuery.from_args({"raw": True}).accepts(message)
+    assert LogQuery.from_args({"raw": True}).accepts(line(b"own output"))
+    assert LogQuery.from_args({"raw": True, "stream": "manager"}).accepts(message)
+
+
 def test_grep_case_follows_pattern() -> None:
     assert LogQuery.from_args({"grep": "error"}).accepts(line(b"ERROR here"))
     assert not LogQuery.from_args({"grep": "Error"}).accepts(line(b"ERROR here"))

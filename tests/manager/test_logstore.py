@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unitmgr.manager.logstore import STDERR, STDOUT, LogStore
+from unitmgr.manager.logstore import STDERR, STDOUT, LogStore, UnitLogOptions
 
 
 def test_lines_rebuilt_across_reads(tmp_path: Path) -> None:
@@ -296,3 +296,23 @@ def test_unterminated_huge_line_tail(tmp_path: Path) -> None:
     assert joined(full) == chunk * 20
     assert full[-1].partial
     assert not full[-1].pending
+
+
+def test_manager_message_own_stream(tmp_path: Path) -> None:
+    import os
+
+    store = LogStore(tmp_path)
+    writer = store.writer("m.service")
+    writer.configure(UnitLogOptions(identifier="webapp"))
+    writer.write(b"half a ", STDOUT, 10)
+    store.write_message("m.service", "m.service: Failed with result 'exit-code'.")
+    writer.write(b"line\n", STDOUT, 10)
+
+    lines = store.tail("m.service", 0)
+    assert [(line.stream, line.data) for line in lines] == [
+        ("manager", b"m.service: Failed with result 'exit-code'."),
+        ("stdout", b"half a line"),
+    ]
+    # The unit's SyslogIdentifier= names its own lines only; the manager's are "unitmgr".
+    assert [(line.identifier, line.pid) for line in lines] == [("unitmgr", os.getpid()), ("webapp", 10)]
+    assert writer.stored_bytes == len(b"half a line\n")

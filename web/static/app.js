@@ -233,6 +233,10 @@ function startUnitPage() {
     const event = JSON.parse(message.data);
     appendNotice(`-- ${event.count} log event(s) missed: this page read too slowly; reload for the stored log --`);
   });
+  events.addEventListener("ended", (message) => {
+    const event = JSON.parse(message.data);
+    appendNotice(`-- live log ended: ${event.reason}; reload the page to follow it again --`);
+  });
   setInterval(() => loadUnit(name).catch((error) => showError(error.message)), 2000);
 }
 
