@@ -3,7 +3,8 @@
 unitmgr keeps UNIT.log (bytes) beside UNIT.idx (one 28-byte record per
 read: offset, time, length, pid, flags), rotates both to UNIT.log.1 ... at a
 fixed size and deletes the oldest pair. UNIT.log also contains metadata records
-(the process name, flag 0x40) that are not output. So the follower opens
+(the process name, flag 0x40) and the manager's own lines about the unit
+(stream 3, "Started writer.service."), which are not the unit's output. So the follower opens
 every pair it sees under the rotation names and keeps it open: a renamed or
 deleted file stays readable through its descriptor. The output stream is
 then the output records of every pair, pairs in the order they were created.
@@ -24,6 +25,8 @@ from pathlib import Path
 # The record layout of unitmgr's UNIT.idx: offset u64, time f64, length u32, pid u32, flags u8, 3 pad.
 RECORD = struct.Struct("<QdIIB3x")
 META_FLAG = 0x40
+STREAM_MASK = 0x0F
+MANAGER_STREAM = 3
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Generation:
         size = os.fstat(self.index_fd).st_size
         data = os.pread(self.index_fd, size - size % RECORD.size, 0)
         for offset, _time, length, _pid, flags in RECORD.iter_unpack(data):
-            if length and not flags & META_FLAG:
+            if length and not flags & META_FLAG and flags & STREAM_MASK != MANAGER_STREAM:
                 yield offset, length
 
     def captured(self) -> int:

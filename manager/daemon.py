@@ -25,6 +25,7 @@ from unitmgr.manager.config import log_diagnostics as log_config_diagnostics
 from unitmgr.manager.environment import build_environment, manager_variables
 from unitmgr.manager.jobs import Transactions, run_unit_job
 from unitmgr.manager.logstore import LogStore
+from unitmgr.manager.memtrim import release_free_memory
 from unitmgr.manager.paths import Paths, ensure_private_dir
 from unitmgr.manager.reversedeps import ReverseDependencies
 from unitmgr.manager.service import ServiceRuntime
@@ -234,6 +235,7 @@ class Manager:
             log.warning("boot finished; failed to start: %s", ", ".join(failed))
         else:
             log.info("boot finished; %d units started", len(results))
+        release_free_memory()
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await self.start()
