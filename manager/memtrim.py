@@ -2,8 +2,8 @@
 
 Starting many units at once allocates jobs, tasks and buffers that are freed
 once the boot is over. glibc keeps freed memory in its heap, so the
-manager's RSS stays at the peak; malloc_trim(0) gives the free pages back
-(about 0.7 MB after a boot of 500 units on glibc 2.36).
+manager's RSS stays at the peak. malloc_trim(0) gives the free pages back:
+about 0.7 MB after a boot of 500 units on glibc 2.36.
 """
 
 from __future__ import annotations
