@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import protocol
 from unitmgr.manager.enablement import Enablement
 from unitmgr.manager.protocol import ProtocolError
 from unitmgr.units.builtin import BUILTIN_PATH_PREFIX, BUILTIN_UNITS
+from unitmgr.units.filesize import read_limited
 from unitmgr.units.model import RLimit, Unit
 from unitmgr.units.showformat import unit_properties
 from unitmgr.units.verify import verify_files
@@ -63,7 +63,8 @@ def _read_file(path: str) -> str:
     if path.startswith(BUILTIN_PATH_PREFIX):
         return BUILTIN_UNITS.get(path[len(BUILTIN_PATH_PREFIX):], "")
     try:
-        return Path(path).read_bytes().decode("utf-8", "replace")
+        # A file over the unit-file limit never loaded; its error names the size and the fix.
+        return read_limited(path).decode("utf-8", "replace")
     except OSError as error:
         return f"# (could not read {path}: {error.strerror})\n"
 

@@ -182,9 +182,13 @@ def parse_int(text: str, minimum: int | None = None, maximum: int | None = None)
     except ValueError:
         raise UnitValueError(f"Failed to parse integer '{text}', ignoring") from None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise UnitValueError(
-            f"Value '{text}' out of range, ignoring; use {minimum}..{maximum}"
-        )
+        if maximum is None:
+            allowed = f"{minimum} or more"
+        elif minimum is None:
+            allowed = f"{maximum} or less"
+        else:
+            allowed = f"{minimum}..{maximum}"
+        raise UnitValueError(f"Value '{text}' out of range, ignoring; use {allowed}")
     return value
 
 

@@ -320,3 +320,9 @@ def test_huge_files_rejected(make_manager, tmp_path: Path) -> None:
     assert result["jobs"][0]["result"] == "failed"
     assert f"EnvironmentFile={huge_env}: environment file is {HUGE} bytes" in manager.log()
     assert manager.status("good")["active_state"] == "active"
+
+    # cat shows a note in place of the huge file's bytes.
+    assert huge["fragment_path"] == str(huge_unit)
+    shown = manager.request("cat", {"units": ["huge"]})["units"][0]["files"][0]["text"]
+    assert shown.startswith(f"# (could not read {huge_unit}: unit file is {HUGE} bytes")
+    assert len(shown) < 1000

@@ -8,6 +8,7 @@ from unitmgr.units.values import (
     UnitValueError,
     parse_bool,
     parse_exit_status_set,
+    parse_int,
     parse_mode,
     parse_nice,
     parse_rlimit,
@@ -117,6 +118,15 @@ def test_rlimit_forms(key, text, expected):
 def test_rlimit_rejects_bad_pairs(text):
     with pytest.raises(UnitValueError):
         parse_rlimit("LimitNOFILE", text)
+
+
+@pytest.mark.parametrize(("minimum", "maximum", "allowed"), [
+    (0, None, "use 0 or more"), (None, 5, "use 5 or less"), (1, 5, "use 1..5"),
+])
+def test_int_range_message_names_bounds(minimum, maximum, allowed):
+    with pytest.raises(UnitValueError) as error:
+        parse_int("-9" if minimum is not None else "9", minimum, maximum)
+    assert str(error.value).endswith(allowed)
 
 
 def test_umask_and_nice():
