@@ -22,7 +22,7 @@ A file that is neither ELF nor a `#!` script would run as a shell script
 under every POSIX shell's exec (the ENOEXEC fallback), where the kernel's own
 exec fails it or hands it to a binfmt_misc handler. `check_executable()`
 reads the first bytes and leaves such files to exechelper.py, whose real
-exec gives the kernel's answer.
+exec gets the kernel's result.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def check_executable(path: str) -> bool:
         with open(path, "rb") as program:
             magic = program.read(4)
     except OSError:
-        # Execute permission without read permission: only the kernel can tell.
+        # Execute permission without read permission: only the kernel's exec can decide.
         return False
     return magic.startswith((b"#!", b"\x7fELF"))
 

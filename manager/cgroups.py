@@ -28,7 +28,7 @@ WANTED_CONTROLLERS = ("cpu", "memory", "pids", "io")
 
 @dataclass
 class CgroupSupport:
-    """The cgroup v2 hierarchy as this manager sees it; `usable` means it may create cgroups."""
+    """The cgroup v2 hierarchy available to this manager. `usable` means it may create cgroups."""
 
     mount: Path | None = None
     own_path: str = ""
@@ -63,7 +63,7 @@ def _own_v2_path(cgroup_text: str) -> str | None:
 
 
 def detect() -> CgroupSupport:
-    """Probe the cgroup v2 hierarchy; an unusable result gives the reason in `reason`."""
+    """Probe the cgroup v2 hierarchy. An unusable result contains the cause in `reason`."""
     try:
         mounts = Path("/proc/self/mounts").read_text()
         own = _own_v2_path(Path("/proc/self/cgroup").read_text())
@@ -103,7 +103,7 @@ class CgroupTree:
     def __init__(self, support: CgroupSupport):
         self.support = support
         # The pid alone is not unique: managers in separate PID namespaces may all be pid 1.
-        # The namespace's inode tells where the pid can be looked up (stalecgroups.py).
+        # The namespace's inode identifies where the pid can be looked up (stalecgroups.py).
         # os.urandom, not secrets: secrets imports hashlib, which maps libcrypto (about 3 MB of RSS).
         name = f"unitmgr-{os.getpid()}-{os.urandom(3).hex()}-{pid_namespace()}"
         self.base = support.own_dir / name

@@ -60,7 +60,7 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     sub.add_parser("bridge", help="copy bytes between stdio and the local control socket (for SSH)")
     web = sub.add_parser("web", help="serve the web console, a client of the manager")
     exporter = sub.add_parser("exporter", help="serve Prometheus metrics of every unit")
-    healthcheck = sub.add_parser("healthcheck", help="restart a unit whose URL stops answering")
+    healthcheck = sub.add_parser("healthcheck", help="restart a unit whose URL stops responding")
     if with_plugins:
         from unitmgr.plugins.exporter import add_arguments as add_exporter_arguments
         from unitmgr.plugins.healthcheck import add_arguments as add_healthcheck_arguments
@@ -154,8 +154,7 @@ def run_manager(args: argparse.Namespace) -> int:
         state_lock.acquire(dirs, paths.control_socket)
     except AlreadyRunning as exc:
         lock.release()
-        print(shared_state_message(LockHolder(exc.pid, exc.unit_dirs, exc.control_socket), paths),
-              file=sys.stderr)
+        print(shared_state_message(exc.holder, paths), file=sys.stderr)
         return 1
     if lock.previous_pid:
         stop_leftovers(lock.previous_pid, str(paths.runtime))

@@ -124,7 +124,7 @@ class LineTee:
 
     def __call__(self, unit: str, data: bytes, stream_id: int, eof: bool) -> None:
         if stream_id not in (1, 2):
-            return  # the manager's own lines about a unit; its log on stderr already has them
+            return  # The manager's own lines about a unit are already in its log on stderr.
         stream = sys.stderr if stream_id == 2 else sys.stdout
         key = (unit, stream_id)
         buffer = self._pending.pop(key, b"") + data
@@ -161,8 +161,8 @@ def system_state(manager: Manager) -> str:
 def attach_stdout_copy(manager: Manager) -> None:
     """Copy every unit's output to the manager's stdout and stderr as well as the log store.
 
-    Setting `on_data` turns the log's splice path off for every unit, so this
-    costs throughput; it is the default only in container mode."""
+    Setting `on_data` turns the log's splice path off for every unit, which
+    costs throughput. It is the default only in container mode."""
     tee = LineTee()
 
     def on_writer(writer) -> None:

@@ -7,7 +7,7 @@ first `burst` quick exits in a row restart on `RestartSec=` and
 `max_delay`. The larger of this floor and the unit's own delay applies. A
 run that lasts `quick_exit_sec` or longer, a manual start and `reset-failed`
 set the count back to 0. Kubernetes (CrashLoopBackOff) and PM2
-(`--exp-backoff-restart-delay`) damp crash loops the same way; systemd has
+(`--exp-backoff-restart-delay`) damp crash loops the same way. systemd has
 no such rule, so it is a manager setting and not a unit directive.
 """
 

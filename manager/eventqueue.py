@@ -10,7 +10,7 @@ head of the queue,
 
 so the subscriber learns how many it missed, and the seq numbers it receives
 stay contiguous: the marker counts for `count` of them. The newest event is
-always kept, so a queue holds at most `max_bytes` plus one event.
+always kept, so a queue contains at most `max_bytes` plus one event.
 
 Sizes are estimates of the encoded event (see event_size), counted when an
 event is queued; they are not a measurement of Python's memory.
@@ -80,14 +80,16 @@ class Subscription:
             return False
         return unit is None or self.units is None or unit in self.units
 
+    def has_marker(self) -> bool:
+        """Return True when the head of the queue is the marker of dropped events."""
+        return bool(self.queue) and self.queue[0][0]["event"] == "dropped"
+
     def waiting(self) -> int:
         """Return the number of queued events that could be dropped (the marker is not one)."""
-        if self.queue and self.queue[0][0]["event"] == "dropped":
-            return len(self.queue) - 1
-        return len(self.queue)
+        return len(self.queue) - 1 if self.has_marker() else len(self.queue)
 
     def over_limit(self, size: int) -> bool:
-        """Tell whether an event of `size` bytes needs room made for it first."""
+        """Return True when room must be made before an event of `size` bytes is queued."""
         return self.waiting() > 0 and (len(self.queue) >= self.capacity
                                        or self.queue_bytes + size > self.max_bytes)
 
@@ -101,10 +103,10 @@ class Subscription:
         return event, size
 
     def drop_oldest(self) -> int:
-        """Drop the oldest waiting event into the marker at the head; return the bytes freed."""
+        """Drop the oldest waiting event into the marker at the head, and return the bytes freed."""
         count = 0
         freed = 0
-        if self.queue and self.queue[0][0]["event"] == "dropped":
+        if self.has_marker():
             marker, size = self.queue.popleft()
             count = marker["count"]
             freed += size

@@ -11,7 +11,7 @@ Flow control is by acknowledgement. The manager sends at most WINDOW events
 that the client has not acknowledged, and the client acknowledges with `ack`
 and the highest seq it has read. Further events wait in a queue per
 subscription of at most `queue` events and `queue_bytes` bytes, and all
-queues together hold at most TOTAL_QUEUE_BYTES. When an event does not fit,
+queues together contain at most TOTAL_QUEUE_BYTES. When an event does not fit,
 the oldest waiting events are dropped and the client receives
 `{"event": "dropped", "count": N}` in their place (eventqueue.py). Past the
 total, the events dropped are those of the largest queue. Nothing here ever
@@ -46,6 +46,7 @@ from unitmgr.manager.eventqueue import (
 )
 from unitmgr.manager.linecut import LineCutter
 from unitmgr.manager.logconfig import configure_logs
+from unitmgr.manager.logformat import STREAM_NUMBERS
 from unitmgr.manager.logquery import LogQuery, query_records, record_of
 from unitmgr.manager.logstore import STREAM_NAMES, LogLine, UnitLog
 from unitmgr.manager.protocol import ProtocolError
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
     from unitmgr.manager.unitbase import UnitRuntime
 
 log = logging.getLogger(__name__)
-
-STREAM_NUMBERS = {name: number for number, name in STREAM_NAMES.items()}
 
 STREAM_KINDS = ("state", "log", "stats")
 WINDOW = 64
@@ -121,8 +120,8 @@ class EventHub:
             result.update(query_records(self.manager.logs, sorted(units), query, follow=True))
         self.subscriptions[sub.sub_id] = sub
         if "stats" in streams and self._stats_task is not None:
-            # The sampler may sleep for a longer interval of another subscriber:
-            # restart it, so the new one gets a sample now and then at its own interval.
+            # The sampler may be sleeping for the longer interval of another subscriber.
+            # Restarting it gives the new subscriber a sample now, then one at its own interval.
             self._stats_task.cancel()
             self._stats_task = None
         self._update_producers()
@@ -271,8 +270,8 @@ class EventHub:
                 try:
                     assembler.resume(self.manager.logs.query(writer.unit, len(STREAM_NAMES)))
                 except OSError as exc:
-                    log.warning("could not read the unfinished line of %s from its log: %s; "
-                                "followers see it from the next read on", writer.unit, exc)
+                    log.warning("failed to read the unfinished line of %s from its log: %s. "
+                                "Followers receive that line from the next read on", writer.unit, exc)
                 self._assemblers[writer.unit] = assembler
                 writer.follower = assembler.feed
         elif writer.unit in self._assemblers:
@@ -280,21 +279,18 @@ class EventHub:
             writer.follower = None
 
     def _on_lines(self, unit: str, lines: list[LogLine]) -> None:
-        # Subscriptions without a filter share the records and their events.
-        shared: dict[bool, list[tuple[dict[str, Any], int]]] = {}
+        # The subscriptions that accept every line share one list of events.
+        shared: list[tuple[dict[str, Any], int]] | None = None
         for sub in list(self.subscriptions.values()):
             if not sub.wants("log", unit):
                 continue
             query = sub.query
-            # A raw subscription filters too: it leaves out the manager's lines (LogQuery.accepts).
-            unfiltered = (query.since is None and query.until is None and query.grep is None
-                          and query.stream is None and not query.raw)
-            if unfiltered and query.raw in shared:
-                events = shared[query.raw]
+            if query.accepts_all():
+                if shared is None:
+                    shared = _log_events(unit, lines, raw=False)
+                events = shared
             else:
                 events = _log_events(unit, [line for line in lines if query.accepts(line)], query.raw)
-                if unfiltered:
-                    shared[query.raw] = events
             for event, size in events:
                 self._offer(sub, event, size)
 
@@ -341,10 +337,10 @@ class EventHub:
 
 
 def _log_events(unit: str, lines: list[LogLine], raw: bool) -> list[tuple[dict[str, Any], int]]:
-    """Return the `log` events, with their sizes, that carry `lines`.
+    """Split `lines` into `log` events and return them with their estimated sizes.
 
-    The lines of one read are split into several events, so that each event
-    stays well below the message size cap and the window bounds the bytes in flight."""
+    Each event stays well below the message size limit (MAX_EVENT_RECORDS,
+    MAX_EVENT_BYTES), so the window bounds the bytes in flight."""
     events: list[tuple[dict[str, Any], int]] = []
     records: list[dict[str, Any]] = []
     size = 0
@@ -373,12 +369,12 @@ class LineAssembler:
         self.cutters: dict[int, LineCutter] = {}
 
     def resume(self, unfinished: list[LogLine]) -> None:
-        """Start from the unfinished lines that the log already has (LogLine.pending)."""
+        """Start from the unfinished lines that the log already contains (LogLine.pending)."""
         for line in unfinished:
             stream = STREAM_NUMBERS.get(line.stream)
             if line.pending and stream is not None:
-                self.cutters[stream] = LineCutter(line.pid)
-                self.cutters[stream].restore(line.data, line.pid)
+                cutter = self.cutters[stream] = LineCutter()
+                cutter.restore(line.data, line.pid)
 
     def feed(self, data: bytes, stream: int, pid: int, stamp: float, eof: bool) -> None:
         name = STREAM_NAMES.get(stream, "stdout")

@@ -13,7 +13,7 @@ exits with systemd's exit code for it (200 CHDIR, 201 NICE, 203 EXEC,
 205 LIMITS, 206 OOM_ADJUST, 211 IOPRIO, 215 CPUAFFINITY, 219 CGROUP).
 Before exiting it writes the code, the step's name, the errno and a reason
 to the status pipe, so the manager can tell "could not start" from "ran and
-exited"; the manager then logs the reason and copies it into the unit's log.
+exited". The manager then logs the reason and copies it into the unit's log.
 Without a status pipe (run by hand) the reason goes to stderr instead.
 After a successful exec the pipe is closed by O_CLOEXEC and the manager
 reads EOF. A spawn whose only extra attribute is the cgroup joins it through

@@ -4,7 +4,7 @@
 import. The modules that `unitsh -c` loads log only on error
 or debug paths, so they declare `log = LazyLogger(__name__)` and a
 successful one-shot command never imports `logging`. Handlers, levels and
-pytest's caplog see the real `logging.getLogger(name)`, because every
+pytest's caplog use the real `logging.getLogger(name)`, because every
 attribute is looked up there.
 """
 

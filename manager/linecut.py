@@ -35,7 +35,7 @@ class LineCutter:
         self.pid = pid
 
     def feed(self, chunk: bytes, pid: int) -> Iterator[Piece]:
-        """Yield the lines and pieces that `chunk` completes; keep its unfinished end."""
+        """Yield the lines and pieces that `chunk` completes, and keep its unfinished end."""
         if not self.parts:
             self.pid = pid
         start = 0
@@ -59,7 +59,7 @@ class LineCutter:
         self.pid = pid
 
     def flush(self) -> Piece | None:
-        """Return the unfinished line, marked partial, and forget it (None when there is none)."""
+        """Return the unfinished line, marked partial, and clear it (None when there is none)."""
         if not self.parts:
             return None
         data = b"".join(self.parts)
@@ -72,7 +72,7 @@ class LineCutter:
         self.size += len(data)
 
     def _pieces(self, final: bool) -> Iterator[Piece]:
-        """Yield whole LINE_MAX pieces; with `final`, also the rest as the line's last piece."""
+        """Yield whole LINE_MAX pieces. With `final`, also yield the rest as the line's last piece."""
         data = b"".join(self.parts)
         position = 0
         while len(data) - position > LINE_MAX:

@@ -51,6 +51,7 @@ def _read_holder(fd: int) -> LockHolder:
 class AlreadyRunning(Exception):
     def __init__(self, holder: LockHolder):
         super().__init__(holder.pid)
+        self.holder = holder
         self.pid = holder.pid
         self.unit_dirs = holder.unit_dirs
         self.control_socket = holder.control_socket
@@ -86,7 +87,7 @@ class ManagerLock:
         self.fd = fd
 
     def release(self) -> None:
-        """Drop the lock after a clean shutdown, leaving the file empty so the next manager sees no crash."""
+        """Drop the lock after a clean shutdown, leaving the file empty so the next manager detects no crash."""
         if self.fd >= 0:
             os.ftruncate(self.fd, 0)
             os.close(self.fd)
@@ -100,7 +101,7 @@ class ManagerLock:
         return 0 if holder.pid is None else holder.pid
 
     def holder(self) -> LockHolder | None:
-        """Return what the manager holding the lock now wrote, without taking it; None if free."""
+        """Return the contents the current lock holder wrote, without taking the lock, or None if it is free."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 RECORD = struct.Struct("<QdIIB3x")
 STDOUT, STDERR, MANAGER = 1, 2, 3
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", MANAGER: "manager"}
+STREAM_NUMBERS = {name: number for number, name in STREAM_NAMES.items()}
 # The syslog identifier of MANAGER lines, as journald shows systemd[1] for systemd's own.
 MANAGER_IDENTIFIER = "unitmgr"
 STREAM_MASK = 0x0F

@@ -78,11 +78,16 @@ class LogQuery:
         if self.stream is not None and line.stream != self.stream:
             return False
         if self.raw and self.stream is None and line.stream == "manager":
-            # The raw output is the bytes the unit wrote; the manager's lines need --stream manager.
+            # The raw output is the bytes the unit wrote, so the manager's lines need --stream manager.
             return False
         if self.grep is not None and not self.grep.search(line.data.decode("utf-8", "replace")):
             return False
         return True
+
+    def accepts_all(self) -> bool:
+        """Return True when `accepts` passes every line (a raw query leaves out the manager's lines)."""
+        return (self.since is None and self.until is None and self.stream is None and self.grep is None
+                and not self.raw)
 
 
 def _lines_arg(args: dict[str, Any], default: int) -> int:
@@ -137,7 +142,7 @@ def record_of(line: LogLine, raw: bool) -> dict[str, Any]:
 
 
 def encoded_record_size(record: dict[str, Any], data: bytes) -> int:
-    """Return an upper bound of the bytes `record`, made from `data`, takes in a JSON message.
+    """Return an upper bound of the encoded JSON size in bytes of `record`, which was made from `data`.
 
     Text that is not ASCII is measured in UTF-8: every invalid byte became
     U+FFFD, 3 bytes. Each byte JSON escapes is counted at 6 bytes."""
@@ -155,10 +160,10 @@ def select_lines(store: LogStore, names: list[str], query: LogQuery, follow: boo
     unfinished last line is left out: the event stream delivers it once it
     is complete."""
     limit = min(query.lines, MAX_LOG_LINES) if query.lines else MAX_LOG_LINES
-    wanted = limit + query.skip
+    needed = limit + query.skip
     per_unit = []
     for name in names:
-        lines = store.query(name, wanted, since=query.since, accept=query.accepts)
+        lines = store.query(name, needed, since=query.since, accept=query.accepts)
         if follow:
             lines = [line for line in lines if not line.pending]
         per_unit.append(lines)
@@ -169,7 +174,7 @@ def select_lines(store: LogStore, names: list[str], query: LogQuery, follow: boo
 
 
 def query_records(store: LogStore, names: list[str], query: LogQuery, follow: bool = False) -> dict[str, Any]:
-    """Return `{"records": [...]}` oldest first; when the oldest did not fit, say what was left out.
+    """Return `{"records": [...]}` oldest first, and report the oldest records that did not fit.
 
     A reply stays below REPLY_BUDGET and always contains the newest record. The
     records left out are counted in `omitted` and their bytes in

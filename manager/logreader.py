@@ -10,7 +10,7 @@ about the same for a small log and for a large one.
 A line longer than LINE_MAX comes back in pieces (see linecut.py), and each
 piece counts as one line for `lines`. The pieces are read from the start of
 their line, so the last pieces of a long line take a read of the whole line
-but never hold more than `lines` pieces in memory. A line that rotation
+but never keep more than `lines` pieces in memory. A line that rotation
 split between two files is continued from the unfinished end of the older
 file (CarryIn), so its pieces are the same as when it is followed live.
 """
@@ -25,7 +25,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from unitmgr.manager.linecut import LineCutter
-from unitmgr.manager.logformat import EOF_FLAG, META_FLAG, RECORD, STREAM_MASK, STREAM_NAMES, LogLine
+from unitmgr.manager.logformat import (
+    EOF_FLAG,
+    META_FLAG,
+    RECORD,
+    STREAM_MASK,
+    STREAM_NAMES,
+    STREAM_NUMBERS,
+    LogLine,
+)
 
 # Byte offsets of the time (f64) and the flags (u8) inside a RECORD.
 _TIME = struct.Struct("<d")
@@ -35,7 +43,6 @@ _FLAGS_OFFSET = 24
 MAX_BOUNDARY_SEARCH = 100_000
 
 Accept = Callable[[LogLine], bool]
-STREAM_NUMBERS = {name: number for number, name in STREAM_NAMES.items()}
 
 
 class CarryIn:
@@ -167,7 +174,7 @@ def _boundary(data: bytes | mmap.mmap, index: bytes, tentative: int) -> tuple[in
         if len(boundaries) == len(STREAM_NAMES):
             break
     if seen - boundaries.keys():
-        # A stream in the middle of a line that began before the search window: read the whole file.
+        # A stream is in the middle of a line that began before the search window, so the whole file is read.
         return 0, {}
     start = min(position for position, _ in boundaries.values()) if boundaries else tentative
     return start, boundaries

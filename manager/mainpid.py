@@ -31,8 +31,8 @@ class ExitWatch:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, reaper: Reaper, pid: int,
                  on_exit: Callable[[ExitStatus], None] | None = None, own_child: bool = False):
-        """`own_child`: the manager spawned `pid` itself and has not reaped it, so the reaper
-        delivers its status and /proc need not be read to find its parent."""
+        """Watch `pid`. Set `own_child` when the manager spawned `pid` itself and has not reaped it,
+        so the reaper delivers its status and /proc need not be read to find its parent."""
         self.loop = loop
         self.pid = pid
         self.future: asyncio.Future[ExitStatus] = loop.create_future()

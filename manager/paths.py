@@ -129,22 +129,15 @@ def running_control_socket(paths: Paths) -> Path | None:
     than a shell that has the variable, but both share the state directory.
     The lock file there names the socket (lock.py), and a held flock shows
     that the manager still runs."""
-    import fcntl
+    # Imported here: the shell needs lock.py only when the default socket is missing.
+    from unitmgr.manager.lock import ManagerLock
 
     try:
-        fd = os.open(paths.state_lock_file, os.O_RDONLY | os.O_CLOEXEC)
+        holder = ManagerLock(paths.state_lock_file).holder()
     except OSError:
         return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lines = os.read(fd, 65536).decode(errors="replace").split("\n")
-        else:
-            return None  # the lock is free, so the file is left from a stopped manager
-    finally:
-        os.close(fd)
-    socket = lines[2].strip() if len(lines) > 2 else ""
+    # A free lock means the file is left from a stopped manager.
+    socket = holder.control_socket if holder is not None else ""
     if not socket or not os.path.isabs(socket) or not os.path.exists(socket):
         return None
     return Path(socket)

@@ -49,7 +49,7 @@ KERNEL_FILES = {
     "TasksMax": ("pids", "pids.max"),
     "IOWeight": ("io", "io.weight"),
 }
-# What each file holds when the limit is not set.
+# The content of each file when the limit is not set.
 KERNEL_DEFAULTS = {
     "MemoryMax": "max", "MemoryHigh": "max", "MemorySwapMax": "max", "CPUQuota": "max",
     "CPUWeight": "100", "TasksMax": "max", "IOWeight": "default 100",
@@ -204,7 +204,7 @@ class ResourceTracker:
         return entry.cgroup
 
     def _write_kernel_limits(self, unit: str, entry: UnitResources) -> None:
-        """Write every limit whose controller is enabled; unset ones get the kernel's default back."""
+        """Write every limit whose controller is enabled, and the kernel's default for each unset one."""
         assert self.tree is not None
         settings = entry.settings
         limits = settings.limits()
@@ -243,7 +243,7 @@ class ResourceTracker:
         # SendSIGKILL=no leaves what survived the stop signal running, as KillMode=process does.
         final = runtime.unit.get("Service", "FinalKillSignal")
         if runtime.sub_state == "stop-sigkill" and kill_all and final in (None, signal.SIGKILL):
-            # cgroup.kill also reaches what forks meanwhile; another FinalKillSignal= the stop sends itself.
+            # cgroup.kill also reaches what forks meanwhile. The stop sends any other FinalKillSignal= itself.
             self.tree.kill(runtime.name)
         elif state in (ActiveState.INACTIVE, ActiveState.FAILED) or runtime.sub_state == "auto-restart":
             if runtime.result in ("signal", "success") and self.kernel_oom_killed(runtime):
@@ -259,8 +259,8 @@ class ResourceTracker:
     def kernel_oom_killed(self, runtime: UnitRuntime) -> bool:
         """Return whether the kernel's OOM killer killed a process of this invocation, and record the limit hit.
 
-        The service asks before it settles the result of its main process's
-        exit, so that the state change already says `oom-kill`. Covered by
+        The service calls this before it settles the result of its main
+        process's exit, so that the state change already reports `oom-kill`. Covered by
         tests/vm, which boots a kernel whose cgroup v2 hierarchy has the
         memory controller.
         """

@@ -8,9 +8,9 @@ a round trip took about 30 µs longer (pyzmq 27, a minimal echo server on a
 
 Every request runs as its own task, so a slow command never delays another
 one. A client connection may have MAX_REQUESTS_PER_CLIENT requests in flight.
-Beyond that each further request but an event `ack` gets a `busy` error at once without being run,
-so a client that sends without reading replies cannot fill the manager with
-tasks. The server reads one message per turn of the event loop, so unit
+Beyond that, every further request except an event `ack` gets a `busy`
+error at once without being run, so a client that sends without reading
+replies cannot fill the manager with tasks. The server reads one message per turn of the event loop, so unit
 output, timers and other clients keep being served during a flood.
 Arguments are type-checked (manager/requestargs.py) before the handler is
 called as
@@ -58,7 +58,7 @@ MAX_SOCKET_PATH = 107
 # at a time and an event subscriber acks one window at a time, so 64 leaves
 # room for clients that pipeline.
 MAX_REQUESTS_PER_CLIENT = 64
-# An ack is a few dozen bytes; a longer message is not taken for one.
+# An ack is a few dozen bytes, so a longer message is not taken for one.
 ACK_MAX_BYTES = 256
 
 
@@ -430,10 +430,10 @@ class ControlServer:
 
 
 def _is_ack(data: bytes) -> bool:
-    """Tell whether a request is an event `ack`, which passes the in-flight limit.
+    """Return whether a request is an event `ack`, which passes the in-flight limit.
 
     A busy client still has to acknowledge the events it read, or its
-    subscription stalls for good; an ack is cheap and runs no job.
+    subscription stalls for good. An ack is cheap and runs no job.
     """
     if b'"ack"' not in data or len(data) > ACK_MAX_BYTES:
         return False

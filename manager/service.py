@@ -116,7 +116,7 @@ class StartLimit:
 
     interval: float
     burst: int
-    # A list, not a deque: it holds at most `burst` times, and an empty deque costs about 600 bytes per unit.
+    # A list, not a deque, because it contains at most `burst` times and an empty deque costs about 600 bytes per unit.
     starts: list[float] = field(default_factory=list)
 
     def allow(self, now: float) -> bool:
@@ -777,12 +777,15 @@ class ServiceRuntime(UnitRuntime):
 
     def _schedule_restart(self, result: str) -> None:
         self.n_restarts += 1
-        delay = restart_delay(self.n_restarts, self.setting("RestartSec"),
-                              self.setting("RestartSteps") or 0, self.setting("RestartMaxDelaySec") or float("inf"))
-        delay = self._damp_crash_loop(delay)
+        delay = self._damp_crash_loop(self._unit_restart_delay())
         self.set_state(ActiveState.ACTIVATING, "auto-restart", result=result)
         log.info("%s: scheduled restart job in %gs, restart counter is at %d", self.name, delay, self.n_restarts)
         self._restart_task = asyncio.ensure_future(self._restart_after(delay))
+
+    def _unit_restart_delay(self) -> float:
+        """Return the delay RestartSec=, RestartSteps= and RestartMaxDelaySec= give the next automatic restart."""
+        return restart_delay(self.n_restarts, self.setting("RestartSec"),
+                             self.setting("RestartSteps") or 0, self.setting("RestartMaxDelaySec") or float("inf"))
 
     def _damp_crash_loop(self, delay: float) -> float:
         """Count the run that just ended and return `delay` raised to the crash-loop floor (crashloop.py)."""
@@ -830,10 +833,10 @@ class ServiceRuntime(UnitRuntime):
         self.start_limit.reset()
         self.crash_loop.reset()
         if self.restart_pending and self.crash_loop_delay:
-            # The damped delay came from the quick exits just forgotten: restart after RestartSec= alone.
+            # The damped delay came from the quick exits just cleared, so restart after the unit's own delay.
             self.crash_loop_delay = 0.0
             self._cancel_restart()
-            self._restart_task = asyncio.ensure_future(self._restart_after(self.setting("RestartSec")))
+            self._restart_task = asyncio.ensure_future(self._restart_after(self._unit_restart_delay()))
         if self.active_state is ActiveState.FAILED:
             self.set_state(ActiveState.INACTIVE, "dead", result="success")
 

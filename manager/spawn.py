@@ -136,11 +136,11 @@ def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
     _seal_once()
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if spec.needs_helper(manager_cwd) or (spec.cgroup and not cgroupjoin.can_join(spec)):
-            return _spawn_with_helper(spec, devnull)
-        if spec.cgroup:
-            if cgroupjoin.check_executable(spec.path):
-                return _spawn_with_shell(spec, devnull)
+        needs_helper = spec.needs_helper(manager_cwd)
+        if spec.cgroup and not needs_helper and cgroupjoin.can_join(spec) \
+                and cgroupjoin.check_executable(spec.path):
+            return _spawn_with_shell(spec, devnull)
+        if needs_helper or spec.cgroup:
             return _spawn_with_helper(spec, devnull)
         try:
             pid = os.posix_spawn(

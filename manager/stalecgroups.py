@@ -11,10 +11,11 @@ cgroup with processes in it is kept, with everything above it.
 The name contains the creator's PID and the inode of its PID namespace.
 Only cgroups of this manager's PID namespace are judged, because a PID means
 nothing in another one. The creator counts as running when a process with
-that PID exists, started before the directory last changed, and is a Python
-interpreter (unitmgr, or a test that creates cgroups in-process) or, when its
-executable cannot be read, names unitmgr in its command line. A newer
-process with that PID reused the number after the creator exited.
+that PID exists and started before the directory last changed. That process
+must also be a Python interpreter (unitmgr, or a test that creates cgroups
+in-process) or, when its executable cannot be read, name unitmgr in its
+command line. A newer process with that PID reused the number after the
+creator exited.
 
 Names without the namespace (`unitmgr-<pid>-<random>`, from older versions)
 are judged only by a manager in the initial PID namespace.
@@ -29,6 +30,9 @@ import logging
 import os
 import re
 from pathlib import Path
+
+from unitmgr.manager import processes
+from unitmgr.manager.limitwatch import read_start_time
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +76,14 @@ def remove_stale(parent: Path, own: Path, namespace: int) -> list[Path]:
 
 def creator_may_run(pid: int, directory: Path) -> bool:
     """Return whether the process that created `directory` may still be running as `pid`."""
+    if not processes.is_running(pid):
+        return False
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat_fields = f.read().rsplit(b")", 1)[1].split()
         changed = directory.stat().st_ctime
-    except (OSError, IndexError):
+    except OSError:
         return False
-    if stat_fields[0] == b"Z":
-        return False
-    # Field 22 of /proc/PID/stat, the start time in clock ticks after boot; the split
-    # above starts at field 3.
-    started = _boot_time() + int(stat_fields[19]) / os.sysconf("SC_CLK_TCK")
+    # A process that exits meanwhile has start time 0, and _runs_python() then rejects it.
+    started = _boot_time() + read_start_time(pid) / os.sysconf("SC_CLK_TCK")
     if started > changed + START_TIME_SLACK:
         return False
     return _runs_python(pid)

@@ -63,7 +63,7 @@ def _read_file(path: str) -> str:
     if path.startswith(BUILTIN_PATH_PREFIX):
         return BUILTIN_UNITS.get(path[len(BUILTIN_PATH_PREFIX):], "")
     try:
-        # A file over the unit-file limit never loaded; its error names the size and the fix.
+        # A file over the unit-file size limit was never loaded, and its error names the size and the fix.
         return read_limited(path).decode("utf-8", "replace")
     except OSError as error:
         return f"# (could not read {path}: {error.strerror})\n"

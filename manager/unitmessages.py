@@ -94,7 +94,7 @@ def state_messages(runtime: UnitRuntime, old_active: ActiveState, old_sub: str) 
     if new is ActiveState.FAILED:
         lines = _failure_lines(name, result)
         # TODO: a start that fails through deactivating (ExecStopPost=, a killed oneshot) gets no
-        # "Failed to start" line, because the state change does not tell it from a stop.
+        # "Failed to start" line, because the state change does not distinguish it from a stop.
         if old_active is ActiveState.ACTIVATING or result == "start-limit-hit":
             lines.append(f"Failed to start {description}.")
         return lines

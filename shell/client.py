@@ -139,7 +139,7 @@ class Client:
         local_socket: Path | None = None,
     ):
         """`local_socket`: the unix socket behind an ipc:// endpoint, probed when the
-        connection is refused so that the error can tell a stale socket."""
+        connection is refused so that the error can report a stale socket."""
         self.endpoint = endpoint
         self.local_socket = local_socket
         self.timeout = timeout
@@ -187,7 +187,7 @@ class Client:
             server_public = read_endpoint_key(paths)
             pair = keyfiles.load_client_keys(paths)
         except keyfiles.KeyFileError as exc:
-            probe_unix_socket(paths.control_socket)  # "no manager" explains more than the keys
+            probe_unix_socket(paths.control_socket)  # A missing manager explains more than a key error.
             raise ClientError(
                 "unauthorized", f"cannot use the local keys: {exc}"
             ) from None

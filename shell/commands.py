@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from unitmgr.shell import exitcodes, render
 from unitmgr.shell.commandspec import (
+    JOB_TIMEOUT,
     Command,
     Invocation,
     NotAvailableError,
@@ -25,10 +26,6 @@ from unitmgr.shell.unitfiles import UNIT_FILE_COMMANDS
 
 if TYPE_CHECKING:
     from unitmgr.shell.context import Context
-
-# A start, stop or restart replies only when its jobs end, and a unit's
-# TimeoutStartSec= and TimeoutStopSec= default to 90 s each.
-JOB_TIMEOUT = 600.0
 
 # Values `list --state=` accepts: load, active and sub states.
 UNIT_STATES = (
@@ -437,7 +434,7 @@ COMMANDS: tuple[Command, ...] = (
         "quit", "leave the shell (in a script: skip the remaining commands)",
         run_local=_run_quit),
     TOP_COMMAND,  # shell/top.py
-    *UNIT_FILE_COMMANDS,  # shell/unitfiles.py: verify, cat, show, enable, disable, is-enabled
+    *UNIT_FILE_COMMANDS,  # shell/unitfiles.py: verify, cat, show, enable, disable, list-unit-files, is-enabled
 )
 
 REGISTRY: dict[str, Command] = {word: command for command in COMMANDS for word in command.words}

@@ -26,6 +26,12 @@ class UsageError(Exception):
     status = 2  # the exit status, as for any invalid command line
 
 
+# Seconds to wait for a command that replies only when its jobs end (start, stop,
+# restart, scale, enable --now, disable --now). A unit's TimeoutStartSec= and
+# TimeoutStopSec= default to 90 s each.
+JOB_TIMEOUT = 600.0
+
+
 class NotAvailableError(UsageError):
     """A command or option that is declared but not implemented yet."""
 
@@ -154,7 +160,7 @@ def _plain_values(command: Command, words: list[str]) -> dict[str, Any] | None:
     return values
 
 
-# The option words that ask for JSON output of one command, as the global --json does.
+# The option words that request JSON output of one command, as the global --json does.
 # `-o`/`--output` are systemctl's spelling; a command with an `-o` option of its own
 # (`logs -o json`, one log record per line) keeps them.
 JSON_WORDS = ("--json", "--output=json", "-ojson")
@@ -166,7 +172,7 @@ def _has_flag(command: Command, flag: str) -> bool:
 
 
 def split_json_words(command: Command, words: list[str]) -> tuple[list[str], bool]:
-    """Return `words` without the words that ask for JSON output, and whether there were any.
+    """Return `words` without the words that request JSON output, and whether there were any.
 
     Words after `--` are left alone, as they are positional."""
     own_output = _has_flag(command, "-o") or _has_flag(command, "--output")

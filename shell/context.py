@@ -30,7 +30,7 @@ def locate_local_manager(paths: Paths) -> Paths:
     """Return `paths` with the runtime directory of the running manager when the default socket is missing.
 
     The state directory's lock file names the socket of a manager started
-    with another XDG_RUNTIME_DIR; the shell prints on stderr which one it uses."""
+    with another XDG_RUNTIME_DIR. A message on stderr names the socket used."""
     if paths.control_socket.exists():
         return paths
     socket = running_control_socket(paths)

@@ -78,7 +78,7 @@ def _unsubscribe(client: Client, sub: int) -> None:
     try:
         client.unsubscribe(sub)
     except (ClientError, RemoteError, KeyboardInterrupt) as exc:
-        log.debug("could not unsubscribe %d: %s", sub, exc)
+        log.debug("failed to unsubscribe %d: %s", sub, exc)
 
 
 def _on_event(out: render.Output, event: dict[str, Any], mode: str, host: str) -> bool:
@@ -90,8 +90,8 @@ def _on_event(out: render.Output, event: dict[str, Any], mode: str, host: str) -
         out.error(f"-- {event.get('count', 0)} log events were dropped because this "
                   "terminal read too slowly --")
     elif kind == "ended":
-        out.error(f"-- the manager ended this subscription: {event.get('reason', 'no reason given')}; "
-                  "run logs -f again --")
+        out.error(f"-- the manager ended this subscription ({event.get('reason', 'no reason given')}). "
+                  "Run logs -f again to keep following --")
         return False
     return True
 
@@ -112,7 +112,7 @@ def run_logs(ctx: Context, inv: Invocation) -> int:
     mode = "json" if ctx.json else inv.option("output") or "short"
     if not inv.option("follow"):
         try:
-            # Pages of older lines are fetched until every selected line is here.
+            # fetch_logs requests older pages until it has every selected line.
             result = fetch_logs(ctx.session.request, args, keep_text=mode != "raw")
         except RemoteError as err:
             return runner.report_remote_error(ctx, inv, err)

@@ -30,7 +30,7 @@ def _quote_command(words: list[str]) -> str:
 def command_as_host(argv: list[str]) -> str:
     """Return an error naming the first HOST word that is a unitsh command, or "".
 
-    Only argv without -c is checked, and not one asking for help. The
+    Only argv without -c is checked, and not one requesting help. The
     suggested fix keeps the words before the command (hosts, options) and
     passes the command and the words after it to -c."""
     if any(word in ("-c", "-h", "--help") for word in argv):

@@ -22,7 +22,7 @@ Request = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 def fetch_logs(request: Request, args: dict[str, Any], keep_text: bool = True) -> dict[str, Any]:
-    """Send `logs` with `args`, then ask for older pages until nothing is left out.
+    """Send `logs` with `args`, then request older pages until nothing is left out.
 
     Return `{"records": [...]}` oldest first, with `omitted` and
     `omitted_bytes` when lines are still left out (after MAX_PAGES, or from a
@@ -58,6 +58,6 @@ def omitted_notice(result: dict[str, Any], following: bool) -> str | None:
     if not count:
         return None
     size = humanize.size(int(result.get("omitted_bytes", 0)))
-    where = "run logs without -f to page through them" if following else "the manager returned no further page"
-    return (f"-- {count} earlier lines ({size}) were left out because they do not fit in one reply; "
+    where = "Run logs without -f to page through them" if following else "The manager returned no further page"
+    return (f"-- {count} earlier lines ({size}) were left out because they do not fit in one reply. "
             f"{where}, or select fewer with -n, --since or --until --")

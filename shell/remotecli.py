@@ -70,7 +70,9 @@ def open_host_session(options: argparse.Namespace, paths: Paths):  # -> Session
 
 
 def split_quietly(line: str) -> list[list[str]]:
-    """Return the commands on `line`, or one dummy command when it does not parse (the hosts report it)."""
+    """Return the commands on `line`, or one placeholder command when it does not parse.
+
+    The hosts then report the parse error."""
     from unitmgr.shell.commandspec import UsageError
     from unitmgr.shell.runner import split_commands
 
@@ -89,7 +91,7 @@ def run_many(options: argparse.Namespace, paths: Paths) -> int:
     elif not sys.stdin.isatty():
         commands = sys.stdin.read()
         if not any(split_quietly(line) for line in commands.splitlines()):
-            # As one host or the local shell with empty input: nothing to run, nobody to contact.
+            # As with one host or the local shell: empty input runs nothing and contacts no host.
             return exitcodes.SUCCESS
     else:
         print(f"unitsh: several hosts ({' '.join(options.hosts)}) need -c \"CMD\" or commands on "

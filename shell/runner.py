@@ -57,14 +57,20 @@ def run(ctx: Context, inv: Invocation) -> int:
 
 
 def _run(ctx: Context, inv: Invocation) -> int:
-    from unitmgr.shell.client import RemoteError
-
     command = inv.command
     if command.run_local is not None:
         try:
             return command.run_local(ctx, inv)
         except UsageError as err:  # e.g. `help nosuchcommand`
             return report_usage_error(ctx, err)
+    return request_and_show(ctx, inv)
+
+
+def request_and_show(ctx: Context, inv: Invocation) -> int:
+    """Send the command's request, print the result and return its exit status."""
+    from unitmgr.shell.client import RemoteError
+
+    command = inv.command
     assert command.build_args is not None and command.show is not None
     try:
         args = command.build_args(inv)
@@ -118,7 +124,7 @@ def _template_hint(ctx: Context, unit: Any) -> str:
     try:
         files = ctx.session.request("list-unit-files", {})
     except (ClientError, RemoteError):
-        return ""  # the hint is optional; "Unit X not found." has been printed
+        return ""  # The hint is optional, because "Unit X not found." is printed already.
     if not any(entry.get("name") == template for entry in files.get("units", [])):
         return ""
     return (f"{render.visible(template)} is a template: start an instance such as "

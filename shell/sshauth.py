@@ -2,7 +2,7 @@
 
 The order is: each IdentityFile of the config (or, without one, the default
 files ~/.ssh/id_rsa, id_ecdsa and id_ed25519), through the SSH agent when the
-agent holds that key, else loaded from disk; then, unless IdentitiesOnly is
+agent contains that key, else loaded from disk; then, unless IdentitiesOnly is
 set, the agent's other keys. A configured key therefore comes before the
 agent's others, which keeps a server with a low MaxAuthTries from closing
 the connection first. An IdentityFile may be a public key alone (`key.pub`,
@@ -24,7 +24,7 @@ DEFAULT_IDENTITIES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
 
 
 class KeyList(AuthStrategy):
-    """Offer a fixed list of keys in order; fail like paramiko when the list is empty."""
+    """An auth strategy that offers a fixed list of keys in order, and fails like paramiko when the list is empty."""
 
     def __init__(self, sources: list[AuthSource]):
         super().__init__(ssh_config=None)
@@ -41,7 +41,7 @@ class KeyList(AuthStrategy):
 
 
 def open_agent() -> paramiko.Agent | None:
-    """Connect to the agent of SSH_AUTH_SOCK; None when there is none or it does not answer."""
+    """Connect to the agent of SSH_AUTH_SOCK; None when there is none or it does not respond."""
     try:
         return paramiko.Agent()
     except paramiko.SSHException as exc:
@@ -69,7 +69,7 @@ def key_sources(settings: HostSettings, agent_keys: tuple[paramiko.AgentKey, ...
             origin = "ssh-config" if configured else "implicit-home"
             sources.append(OnDiskPrivateKey(settings.user, origin, path, private))
         elif configured:
-            log.info("%s: IdentityFile %s has no usable private key and the agent does not hold it",
+            log.info("%s: IdentityFile %s has no usable private key and the agent does not contain it",
                      settings.alias, path)
     if not settings.identities_only:
         sources.extend(InMemoryPrivateKey(settings.user, key) for blob, key in by_blob.items()
@@ -85,7 +85,7 @@ def _load_private(path: Path) -> paramiko.PKey | None:
         return None
     except (paramiko.PasswordRequiredException, TypeError):
         # cryptography 48 raises TypeError for an encrypted OpenSSH-format key loaded without a passphrase.
-        # TODO: ask for the passphrase in the interactive shell; for now only the agent can use such a key.
+        # TODO: ask for the passphrase in the interactive shell. Until then only the agent can use such a key.
         log.info("%s is encrypted; it is used only through the SSH agent", path)
         return None
     except (OSError, ValueError, paramiko.SSHException) as exc:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import paramiko
 from unitmgr.shell.client import ClientError
+from unitmgr.shell.remotecli import DEFAULT_CONNECT_TIMEOUT  # when neither --connect-timeout nor ConnectTimeout is set
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SSH_PORT = 22
-DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds, when neither --connect-timeout nor ConnectTimeout is set
 MAX_INCLUDE_DEPTH = 16  # the limit OpenSSH (readconf.c) puts on nested Include
 HOST_KEY_CHECKING = {"yes": "yes", "ask": "ask", "accept-new": "accept-new", "no": "no", "off": "no"}
 
@@ -96,7 +96,7 @@ class HostSettings:
     user: str
     identity_files: tuple[str, ...]
     proxy_jump: str | None
-    known_hosts_files: tuple[Path, ...]  # all are read; accepted keys go to the first
+    known_hosts_files: tuple[Path, ...]  # All are read, and accepted keys go to the first.
     host_key_checking: str = "ask"  # StrictHostKeyChecking: "yes", "ask", "accept-new" or "no"
     proxy_command: str | None = None
     identities_only: bool = False
@@ -123,7 +123,7 @@ class HostSettings:
 
 
 def load_config(path: Path) -> paramiko.SSHConfig:
-    """Parse an ssh_config file with its Include files; a missing file is an empty config."""
+    """Parse an ssh_config file with its Include files. A missing file is an empty config."""
     try:
         lines = _read_with_includes(path, path.parent, depth=0)
         return paramiko.SSHConfig.from_text("\n".join(lines))
@@ -213,7 +213,7 @@ def host_settings(target: Target, options: SSHOptions) -> HostSettings:
 
 
 def expand_tokens(text: str, tokens: dict[str, str]) -> str:
-    """Replace the `%x` tokens of an ssh_config value; `%%` is a literal percent sign."""
+    """Replace the `%x` tokens of an ssh_config value. `%%` is a literal percent sign."""
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)

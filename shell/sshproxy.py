@@ -4,7 +4,7 @@ paramiko.ProxyCommand splits the command without a shell, spins when the
 command exits, never reads its stderr and leaves the process unreaped. This
 version runs the command the way OpenSSH does (`/bin/sh -c "exec COMMAND"`)
 with one end of a socket pair as its stdin and stdout, so paramiko reads a
-real socket and sees end of file when the command exits. stderr goes to a
+real socket and gets end of file when the command exits. stderr goes to a
 temporary file, shown when the connection fails. `close()` ends the process.
 """
 
@@ -45,7 +45,7 @@ class ProxyProcess:
         log.debug("%s: started ProxyCommand %r, pid %d", host, command, self.process.pid)
 
     def exit_status(self, wait: float = 0.0) -> int | None:
-        """Return the exit status, waiting up to `wait` seconds; None while it runs."""
+        """Return the exit status, waiting up to `wait` seconds. Return None while the command runs."""
         deadline = time.monotonic() + wait
         while True:
             status = self.process.poll()

@@ -24,23 +24,16 @@ _GLYPH_STATES = {"running": "active", "degraded": "failed", "starting": "activat
 
 def run_status(ctx: Context, inv: Invocation) -> int:
     """Run `status`: the named units, or with none the manager's summary."""
-    # Both import the command registry, which imports this module.
-    from unitmgr.shell import commands, runner
+    # runner imports the command registry, which imports this module.
+    from unitmgr.shell import runner
     from unitmgr.shell.client import RemoteError
 
+    if inv.args:
+        return runner.request_and_show(ctx, inv)
     try:
-        if inv.args:
-            result = ctx.session.request("status", commands._status_args(inv))
-        else:
-            summary = fetch_summary(ctx.session.request)
+        summary = fetch_summary(ctx.session.request)
     except RemoteError as err:
         return runner.report_remote_error(ctx, inv, err)
-    if inv.args:
-        if ctx.json:
-            render.json_object(ctx.out, result)
-        else:
-            commands._show_status(ctx, inv, result)
-        return commands._status_exit(inv, result)
     if ctx.json:
         render.json_object(ctx.out, summary)
     else:

@@ -8,7 +8,7 @@ Output and exit statuses follow systemctl and systemd-analyze:
 - `show UNIT... [-p KEY[,KEY]]... [--value] [-P KEY] [-a]`: `Key=Value` lines
 - `enable`/`disable UNIT...`: "Created symlink A → B." / "Removed "A"." on stderr
 - `list-unit-files [PATTERN...] [--state=STATE,...]`: a UNIT FILE / STATE
-  table and "N unit files listed."; the directories as they are now
+  table and "N unit files listed.", read from the directories as they are now
 - `is-enabled UNIT...`: one word per unit. The exit status is 0 if a unit is
   enabled, static, indirect or an alias, else 4 if a unit is not found, else 1
 """
@@ -21,7 +21,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.shell import exitcodes, render
-from unitmgr.shell.commandspec import Command, Invocation, Option, Positional, UsageError
+from unitmgr.shell.commandspec import (
+    JOB_TIMEOUT,
+    Command,
+    Invocation,
+    Option,
+    Positional,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from unitmgr.shell.context import Context
@@ -30,9 +37,6 @@ if TYPE_CHECKING:
 # shell imports nothing from the manager but its wire format).
 ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "static", "indirect", "alias",
                             "generated", "transient"})
-
-# A --now start or stop replies when its jobs end (as start and stop in commands.py).
-JOB_TIMEOUT = 600.0
 
 # Properties `show -p` completion offers; show accepts any name.
 SHOW_PROPERTIES = (
@@ -129,7 +133,7 @@ def _show_words(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
 
 
 def _matching_files(inv: Invocation, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Keep the unit files whose name matches a PATTERN (shell globs, as systemctl), sorted by name."""
+    """Return the unit files whose name matches a PATTERN (shell globs, as systemctl), sorted by name."""
     units = sorted(result.get("units", []), key=lambda unit: unit.get("name", ""))
     if not inv.args:
         return units
@@ -168,7 +172,8 @@ def _is_enabled_exit(inv: Invocation, result: dict[str, Any]) -> int:
 # -- verify runs in the shell: relative paths mean different things locally and remotely --
 
 class MissingFileError(UsageError):
-    """A verify argument that names no file; exit 1, as for any file verify cannot read."""
+    """A usage error for a verify argument that names no file. Its exit status is 1, as for any
+    file that verify cannot read."""
 
     status = 1
 

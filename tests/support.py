@@ -174,3 +174,19 @@ def write_unit(directory: Path, name: str, text: str, enable: bool = False) -> P
         wants.mkdir(exist_ok=True)
         (wants / name).symlink_to(path)
     return path
+
+
+def log_text(manager: ManagerProcess, unit: str) -> str:
+    """Join the texts of all log records of `unit`, the manager's lines about it included, into one string."""
+    return "\n".join(r["text"] for r in manager.request("logs", {"units": [unit], "lines": 0})["records"])
+
+
+def limit_entry(status: dict, name: str) -> dict:
+    """Return the entry for the limit `name` (such as "MemoryMax") in a unit's status."""
+    [entry] = [item for item in status["limits"] if item["name"] == name]
+    return entry
+
+
+def memory_hog_command(mebibytes: int) -> str:
+    """Return a command line that allocates `mebibytes` MiB at once and then sleeps."""
+    return f"{sys.executable} -c \"import time; data = b'x' * ({mebibytes} << 20); time.sleep(1000)\""

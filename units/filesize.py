@@ -38,8 +38,8 @@ def read_limited(path: Path | str, kind: str = "unit file", limit: int = MAX_UNI
         size = os.fstat(file.fileno()).st_size
         if size > limit:
             raise FileTooLargeError(path, size, limit, kind)
-        # st_size is 0 for some special files, and a file may grow meanwhile. Reading one
-        # byte more than the limit tells.
+        # st_size is 0 for some special files, and a file may grow meanwhile, so
+        # reading one byte more than the limit detects a file over it.
         data = file.read(limit + 1)
     if len(data) > limit:
         raise FileTooLargeError(path, len(data), limit, kind)

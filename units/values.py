@@ -113,7 +113,7 @@ _SIZE_TERM = re.compile(r"\s*\+?(\d+)(?:\.(\d*))?\s*")
 
 
 def parse_size(text: str, allow_percent: bool = False, allow_infinity: bool = True) -> int | None:
-    """Parse a 1024-based size such as `1.5G` or `1G 512M` into bytes; `None` means infinity.
+    """Parse a 1024-based size such as `1.5G` or `1G 512M` into bytes, or None for infinity.
 
     Follows systemd 252's parse_size(): terms add up, suffixes are case-sensitive and
     must shrink from term to term, and the sum must fit in 64 bits.

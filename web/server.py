@@ -197,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
 
         The manager bounds the log events waiting for this page (PAGE_QUEUE_BYTES)
         and a `dropped` event counts the events a slow browser missed. An `ended`
-        event says the manager removed the log subscription, with its reason."""
+        event reports that the manager removed the log subscription, with its reason."""
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
@@ -220,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
                     if event.get("event") in ("log", "dropped", "ended"):
                         self._event(event["event"], event)
                     if event.get("event") == "ended":
-                        # The manager removed the subscription: the page shows why and stats go on.
+                        # The manager removed the subscription. The page shows the reason, and stats go on.
                         log_client.close()
                         log_client = None
                         break

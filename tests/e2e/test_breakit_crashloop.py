@@ -46,7 +46,7 @@ def test_stop_while_damped(make_manager, tmp_path: Path) -> None:
 
 
 def test_reset_failed_while_damped(make_manager, tmp_path: Path) -> None:
-    # reset-failed forgets the quick exits, so the pending restart no longer waits the damped delay.
+    # reset-failed clears the quick exits, so the pending restart no longer waits the damped delay.
     manager = damped_manager(make_manager, tmp_path)
     before = manager.status("crash")["n_restarts"]
     manager.request("reset-failed", {"units": ["crash"]})

@@ -12,7 +12,7 @@ from support import ManagerProcess, wait_for, write_unit
 from unitmgr.manager import paths as paths_module
 from unitmgr.shell.client import Client, RemoteError
 
-# The per-key limit of docs/protocol.md: every local client shares one key.
+# The limit of subscriptions per client key (docs/protocol.md). Every local client shares one key.
 SUBSCRIPTIONS_PER_KEY = 16
 
 
@@ -54,7 +54,7 @@ def test_stats_interval_rejects_odd_values(make_manager, tmp_path: Path, interva
         assert manager.request("is-system-running") is not None
 
 
-def test_evicted_subscriber_is_told(make_manager, tmp_path: Path) -> None:
+def test_evicted_subscriber_gets_ended(make_manager, tmp_path: Path) -> None:
     units = tmp_path / "units"
     write_unit(units, "tick.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n")
     manager = make_manager(units)

@@ -4,30 +4,40 @@ in unitmgr.conf, and what ends it (a long run, a manual restart)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
 from support import ManagerProcess, wait_for, write_unit
 from unitwait import wait_starts
 
-CRASHER = """\
-[Unit]
-StartLimitIntervalSec=0
 
-[Service]
-Restart=always
-RestartSec=0
-ExecStart=/bin/sh -c "exit 1"
-"""
+def crash_loop_unit(command: str) -> str:
+    """Return a unit that runs `command` and restarts at once after every exit, with no start rate limit."""
+    return f"[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nRestart=always\nRestartSec=0\nExecStart={command}\n"
+
+
+CRASHER = crash_loop_unit('/bin/sh -c "exit 1"')
 SCHEDULED = re.compile(r"(\S+): scheduled restart job in ([0-9.e-]+)s, restart counter is at (\d+)")
 
 
-def start_with_config(make_manager, units: Path, config: str) -> ManagerProcess:
+@contextmanager
+def crash_looping(make_manager, tmp_path: Path, unit: str, text: str, config: str) -> Iterator[ManagerProcess]:
+    """Start a manager with the [Manager] lines in `config`, then start `unit` (written from `text`) without
+    waiting for it. The unit is stopped when the block exits."""
+    units = tmp_path / "units"
+    write_unit(units, f"{unit}.service", text)
     manager = make_manager(units, start=False)
     config_dir = manager.home / "config"
     config_dir.mkdir(parents=True)
     (config_dir / "unitmgr.conf").write_text(f"[Manager]\n{config}")
-    return manager.start()
+    manager.start()
+    manager.request("start", {"units": [unit], "no_block": True})
+    try:
+        yield manager
+    finally:
+        manager.request("stop", {"units": [unit]})
 
 
 def scheduled_restarts(manager: ManagerProcess, unit: str) -> list[tuple[int, float]]:
@@ -42,17 +52,11 @@ def scheduled_delays(manager: ManagerProcess, unit: str) -> dict[int, float]:
 
 
 def test_delay_grows_to_cap(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_unit(units, "crasher.service", CRASHER)
-    manager = start_with_config(make_manager, units, "CrashLoopMaxDelaySec=0.8\n")
-    manager.request("start", {"units": ["crasher"], "no_block": True})
-    try:
+    with crash_looping(make_manager, tmp_path, "crasher", CRASHER, "CrashLoopMaxDelaySec=0.8\n") as manager:
         times = wait_starts(manager, "crasher", 12, timeout=30)["start_times"][:12]
         damped = wait_for(lambda: (s := manager.status("crasher"))["crash_loop"] and s, timeout=10,
                           message="status to show crash-loop damping")
         status_text = manager.unitsh("-c", "status crasher").stdout
-    finally:
-        manager.request("stop", {"units": ["crasher"]})
 
     # CrashLoopBurst=5: five restarts at RestartSec=0, then 0.1 s doubling up to the cap.
     expected = [0, 0, 0, 0, 0, 0.1, 0.2, 0.4, 0.8, 0.8, 0.8]
@@ -70,14 +74,8 @@ def test_delay_grows_to_cap(make_manager, tmp_path: Path) -> None:
 
 
 def test_damping_off_in_config(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_unit(units, "crasher.service", CRASHER)
-    manager = start_with_config(make_manager, units, "CrashLoopMaxDelaySec=0\n")
-    manager.request("start", {"units": ["crasher"], "no_block": True})
-    try:
+    with crash_looping(make_manager, tmp_path, "crasher", CRASHER, "CrashLoopMaxDelaySec=0\n") as manager:
         status = wait_starts(manager, "crasher", 12, timeout=30)
-    finally:
-        manager.request("stop", {"units": ["crasher"]})
 
     delays = scheduled_delays(manager, "crasher.service")
     assert [delays[counter] for counter in range(1, 12)] == [0] * 11
@@ -86,43 +84,27 @@ def test_damping_off_in_config(make_manager, tmp_path: Path) -> None:
 
 
 def test_long_run_restarts_at_once(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
     counter = tmp_path / "runs"
-    # Runs 1-4 exit at once; from run 5 on each run lasts 0.7 s, longer than CrashLoopQuickExitSec=.
-    write_unit(units, "slowing.service", f"""\
-[Unit]
-StartLimitIntervalSec=0
-
-[Service]
-Restart=always
-RestartSec=0
-ExecStart=/bin/sh -c 'echo run >> {counter}; if [ "$$(wc -l < {counter})" -ge 5 ]; then sleep 0.7; fi; exit 1'
-""")
-    manager = start_with_config(make_manager, units, "CrashLoopQuickExitSec=0.5\nCrashLoopBurst=2\n")
-    manager.request("start", {"units": ["slowing"], "no_block": True})
-    try:
+    # Runs 1-4 exit at once. From run 5 on, each run lasts 0.7 s, longer than CrashLoopQuickExitSec=.
+    slowing = crash_loop_unit(
+        f"/bin/sh -c 'echo run >> {counter}; if [ \"$$(wc -l < {counter})\" -ge 5 ]; then sleep 0.7; fi; exit 1'")
+    config = "CrashLoopQuickExitSec=0.5\nCrashLoopBurst=2\n"
+    with crash_looping(make_manager, tmp_path, "slowing", slowing, config) as manager:
         wait_starts(manager, "slowing", 7, timeout=30)
-    finally:
-        manager.request("stop", {"units": ["slowing"]})
 
     delays = scheduled_delays(manager, "slowing.service")
-    # Quick exits 3 and 4 are damped; runs 5 and 6 lasted 0.7 s, so their restarts are immediate.
+    # Quick exits 3 and 4 are damped. Runs 5 and 6 lasted 0.7 s, so their restarts are immediate.
     assert [delays[counter] for counter in range(1, 7)] == [0, 0, 0.1, 0.2, 0, 0]
     assert "crash-loop damping ends after 4 quick exits" in manager.log()
 
 
 def test_manual_restart_resets_count(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_unit(units, "crasher.service", CRASHER)
-    manager = start_with_config(make_manager, units, "CrashLoopBurst=1\nCrashLoopMaxDelaySec=10\n")
-    manager.request("start", {"units": ["crasher"], "no_block": True})
-    try:
+    config = "CrashLoopBurst=1\nCrashLoopMaxDelaySec=10\n"
+    with crash_looping(make_manager, tmp_path, "crasher", CRASHER, config) as manager:
         wait_starts(manager, "crasher", 5, timeout=30)
         manager.request("restart", {"units": ["crasher"], "no_block": True})
         wait_for(lambda: [counter for counter, _ in scheduled_restarts(manager, "crasher.service")].count(2) >= 2,
                  timeout=30, message="two restarts after the manual restart")
-    finally:
-        manager.request("stop", {"units": ["crasher"]})
 
     restarts = scheduled_restarts(manager, "crasher.service")
     # CrashLoopBurst=1: restart 1 at once, then 0.1 s, 0.2 s, 0.4 s, ...

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ SLEEPER = "[Service]\nExecStart=/bin/sleep 1000\nTimeoutStopSec=2\n"
 
 def gated_oneshot(gate: Path) -> str:
     return f"[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'read line < {gate}'\n"
+
+
+def start_in_background(manager, unit: str) -> Callable[[], dict]:
+    """Send a start request for `unit` from a new thread. Return a function that joins it and returns the reply."""
+    replies: list[dict] = []
+    thread = threading.Thread(target=lambda: replies.append(manager.request("start", {"units": [unit]})))
+    thread.start()
+
+    def reply() -> dict:
+        thread.join(10)
+        return replies[0]
+
+    return reply
 
 
 def test_cycle_reported_others_start(make_manager, tmp_path: Path) -> None:
@@ -228,13 +242,10 @@ def test_stop_cancels_running_start(make_manager, tmp_path: Path) -> None:
     os.mkfifo(gate)
     write_unit(units, "slow.service", gated_oneshot(gate))
     manager = make_manager(units)
-    replies: list[dict] = []
-    thread = threading.Thread(target=lambda: replies.append(manager.request("start", {"units": ["slow"]})))
-    thread.start()
+    start_reply = start_in_background(manager, "slow")
     wait_state(manager, "slow", "activating")
     assert job_result(manager.request("stop", {"units": ["slow"]}), "slow.service") == "done"
-    thread.join(10)
-    assert job_result(replies[0], "slow.service") == "canceled"
+    assert job_result(start_reply(), "slow.service") == "canceled"
     assert manager.status("slow")["active_state"] == "inactive"
 
 
@@ -245,15 +256,12 @@ def test_stop_cancels_waiting_start(make_manager, tmp_path: Path) -> None:
     write_unit(units, "first.service", gated_oneshot(gate))
     write_unit(units, "second.service", "[Unit]\nWants=first.service\nAfter=first.service\n" + SLEEPER)
     manager = make_manager(units)
-    replies: list[dict] = []
-    thread = threading.Thread(target=lambda: replies.append(manager.request("start", {"units": ["second"]})))
-    thread.start()
+    start_reply = start_in_background(manager, "second")
     wait_state(manager, "first", "activating")
-    # second's start job waits for first; a stop of second replaces it.
+    # The start job of second waits for first, so a stop of second replaces it.
     assert job_result(manager.request("stop", {"units": ["second"]}), "second.service") == "done"
     open_gate(gate)
-    thread.join(10)
-    assert job_result(replies[0], "second.service") == "canceled"
+    assert job_result(start_reply(), "second.service") == "canceled"
     assert manager.status("first")["active_state"] == "active"
     assert manager.status("second")["start_times"] == []
 

@@ -40,7 +40,7 @@ while True:
 """
 
 # With a cgroup per unit, KillMode=process/none and SendSIGKILL=no keep what they leave in the
-# cgroup; the manager's default mode is the one these tests use.
+# cgroup, so these tests use the manager's default resource mode.
 LEFTOVERS_KEPT: tuple[str, ...] = ()
 
 

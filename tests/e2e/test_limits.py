@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import kill_and_reap, wait_for, write_unit
+from support import kill_and_reap, limit_entry, log_text, memory_hog_command, wait_for, write_unit
 from unitmgr.manager import cgroups
 
 CGROUPS = cgroups.detect()
@@ -34,13 +34,14 @@ def skip_if_kernel_enforces(mode: list[str], controller: str) -> None:
         pytest.skip(f"the kernel's {controller} controller enforces this limit here")
 
 
-def log_text(manager, unit: str) -> str:
-    return "\n".join(r["text"] for r in manager.request("logs", {"units": [unit], "lines": 0})["records"])
+def forking_unit(children: int) -> str:
+    """Return a unit with TasksMax=5 whose shell starts `children` sleeps, prints "forked" and waits."""
+    return ("[Service]\nTasksMax=5\nExecStart=/bin/sh -c 'i=0; while [ $$i -lt "
+            f"{children} ]; do sleep 1000 & i=$$((i+1)); done; echo forked; wait'\n")
 
 
-def limit_entry(status: dict, name: str) -> dict:
-    [entry] = [item for item in status["limits"] if item["name"] == name]
-    return entry
+def wait_forked(manager, unit: str, timeout: float) -> None:
+    wait_for(lambda: "forked" in log_text(manager, unit), timeout=timeout, message="the shell to finish forking")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -52,7 +53,7 @@ def test_memory_max_kills_and_restarts(make_manager, tmp_path: Path, mode: list[
 MemoryMax=64M
 Restart=on-failure
 RestartSec=0.2
-ExecStart={PYTHON} -c "import time; data = b'x' * (200 << 20); time.sleep(1000)"
+ExecStart={memory_hog_command(200)}
 """, enable=True)
     manager = make_manager(units, *mode)
 
@@ -192,15 +193,11 @@ ExecStart=/bin/sleep 1000
 def test_tasks_max_holds(make_manager, tmp_path: Path, mode: list[str]) -> None:
     skip_if_kernel_enforces(mode, "pids")
     units = tmp_path / "units"
-    write_unit(units, "forker.service", """\
-[Service]
-TasksMax=5
-ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 20 ]; do sleep 1000 & i=$$((i+1)); done; echo forked; wait'
-""", enable=True)
+    write_unit(units, "forker.service", forking_unit(20), enable=True)
     manager = make_manager(units, *mode)
 
     # On a slow machine (such as the emulated test VM) the shell may still be forking when the manager first acts.
-    wait_for(lambda: "forked" in log_text(manager, "forker"), timeout=30, message="the shell to finish forking")
+    wait_forked(manager, "forker", timeout=30)
     status = wait_for(lambda: (s := manager.status("forker")) and s["tasks_killed"] > 0 and s,
                       timeout=20, message="the manager to act on TasksMax=")
     wait_for(lambda: manager.status("forker")["tasks"] <= 5, message="tasks to drop to the limit")
@@ -422,7 +419,7 @@ def test_interactive_top_refreshes(make_manager, tmp_path: Path) -> None:
         child.close()
 
 
-HOG = f"{PYTHON} -c \"import time; data = b'x' * (100 << 20); time.sleep(1000)\""
+HOG = memory_hog_command(100)
 # Units that pass MemoryMax=32M before they are started, one per phase of the start.
 ACTIVATING_HOGS = {
     "start-pre": f"ExecStartPre={HOG}\nExecStart=/bin/sleep 1000\n",
@@ -477,16 +474,12 @@ def test_tasks_max_against_fork_burst(make_manager, tmp_path: Path, mode: list[s
     skip_if_kernel_enforces(mode, "pids")
     units = tmp_path / "units"
     # A bounded fork bomb: 300 children started as fast as the shell can, none of which exits.
-    write_unit(units, "burst.service", """\
-[Service]
-TasksMax=5
-ExecStart=/bin/sh -c 'i=0; while [ $$i -lt 300 ]; do sleep 1000 & i=$$((i+1)); done; echo forked; wait'
-""")
+    write_unit(units, "burst.service", forking_unit(300))
     manager = make_manager(units, *mode)
     ticks_before = cpu_ticks(manager.proc.pid)
     manager.request("start", {"units": ["burst"]})
     try:
-        wait_for(lambda: "forked" in log_text(manager, "burst"), timeout=60, message="the shell to finish forking")
+        wait_forked(manager, "burst", timeout=60)
         status = wait_for(lambda: (s := manager.status("burst"))["tasks"] <= 5 and s, timeout=20,
                           message="tasks to drop to the limit")
         cpu_used = (cpu_ticks(manager.proc.pid) - ticks_before) / CLOCK_TICKS

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import free_port, processes_with_env, wait_for, write_unit
+from support import ManagerProcess, free_port, processes_with_env, wait_for, write_unit
 from unitwait import alive, job_result, log_lines, user_name, wait_log, wait_state
 
 SYSTEMD_NOTIFY = shutil.which("systemd-notify")
@@ -33,6 +33,19 @@ def open_gate(fifo: Path) -> None:
     fd = wait_for(opened, message=f"a reader on {fifo}")
     os.write(fd, b"go\n")
     os.close(fd)
+
+
+def start_notify_unit(make_manager, tmp_path: Path, name: str, body: str,
+                      env: dict[str, str] | None = None) -> ManagerProcess:
+    """Write `name`.service as Type=notify with NotifyAccess=all and the lines in `body`, then start a manager
+    (with `env` added to its environment) and the unit, and return the manager."""
+    units = tmp_path / "units"
+    write_unit(units, f"{name}.service", f"[Service]\nType=notify\nNotifyAccess=all\n{body}")
+    manager = make_manager(units, start=False)
+    manager.env.update(env or {})
+    manager.start()
+    assert job_result(manager.request("start", {"units": [name]}), f"{name}.service") == "done"
+    return manager
 
 
 @needs_systemd_notify
@@ -289,17 +302,11 @@ ExecStart=/bin/echo three
 
 @needs_systemd_notify
 def test_watchdog_trigger_abort_timeout(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_unit(units, "stuck.service", f"""\
-[Service]
-Type=notify
-NotifyAccess=all
+    manager = start_notify_unit(make_manager, tmp_path, "stuck", f"""\
 TimeoutAbortSec=1
 ExecStart=/bin/sh -c 'trap "echo got ABRT" ABRT; {SYSTEMD_NOTIFY} --ready; {SYSTEMD_NOTIFY} WATCHDOG=trigger; \\
     while :; do sleep 0.1; done'
 """)
-    manager = make_manager(units)
-    assert job_result(manager.request("start", {"units": ["stuck"]}), "stuck.service") == "done"
     # No WatchdogSec= at all: WATCHDOG=trigger still ends the unit.
     status = wait_state(manager, "stuck", "failed")
     assert status["result"] == "watchdog"
@@ -331,18 +338,10 @@ ExecStart=/bin/sh {script} {pid_file}
 def test_abstract_notify_socket(make_manager, tmp_path: Path) -> None:
     import uuid
 
-    units = tmp_path / "units"
-    write_unit(units, "abstract.service", f"""\
-[Service]
-Type=notify
-NotifyAccess=all
-ExecStart=/bin/sh -c 'echo "socket=$$NOTIFY_SOCKET"; {SYSTEMD_NOTIFY} --ready --status=abstract; exec sleep 1000'
-""")
-    manager = make_manager(units, start=False)
     name = f"@unitmgr-test-{uuid.uuid4().hex}"
-    manager.env["UNITMGR_NOTIFY_SOCKET"] = name
-    manager.start()
-    assert job_result(manager.request("start", {"units": ["abstract"]}), "abstract.service") == "done"
+    manager = start_notify_unit(make_manager, tmp_path, "abstract", f"""\
+ExecStart=/bin/sh -c 'echo "socket=$$NOTIFY_SOCKET"; {SYSTEMD_NOTIFY} --ready --status=abstract; exec sleep 1000'
+""", env={"UNITMGR_NOTIFY_SOCKET": name})
     assert manager.status("abstract")["status_text"] == "abstract"
     assert f"socket={name}" in log_lines(manager, "abstract")
     assert not (manager.home / "runtime" / "notify.sock").exists()
@@ -350,18 +349,12 @@ ExecStart=/bin/sh -c 'echo "socket=$$NOTIFY_SOCKET"; {SYSTEMD_NOTIFY} --ready --
 
 @needs_systemd_notify
 def test_stopping_and_errno(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
     gate = tmp_path / "gate"
     os.mkfifo(gate)
-    write_unit(units, "leaving.service", f"""\
-[Service]
-Type=notify
-NotifyAccess=all
+    manager = start_notify_unit(make_manager, tmp_path, "leaving", f"""\
 ExecStart=/bin/sh -c '{SYSTEMD_NOTIFY} --ready ERRNO=5; read line < {gate}; \\
     {SYSTEMD_NOTIFY} STOPPING=1 STATUS=leaving; read line < {gate}; exit 0'
 """)
-    manager = make_manager(units)
-    assert job_result(manager.request("start", {"units": ["leaving"]}), "leaving.service") == "done"
     assert manager.status("leaving")["status_errno"] == 5
     open_gate(gate)
     status = wait_state(manager, "leaving", "deactivating")
@@ -373,17 +366,11 @@ ExecStart=/bin/sh -c '{SYSTEMD_NOTIFY} --ready ERRNO=5; read line < {gate}; \\
 
 @needs_systemd_notify
 def test_wrapper_hands_over_main_pid(make_manager, tmp_path: Path) -> None:
-    units = tmp_path / "units"
     # The wrapper names its child as the main process and exits before READY=1 arrives.
-    write_unit(units, "wrapped.service", f"""\
-[Service]
-Type=notify
-NotifyAccess=all
+    manager = start_notify_unit(make_manager, tmp_path, "wrapped", f"""\
 ExecStart=/bin/sh -c 'sleep 1000 & {SYSTEMD_NOTIFY} MAINPID=$$!; \\
     (sleep 0.5; {SYSTEMD_NOTIFY} --ready) & exit 0'
 """)
-    manager = make_manager(units)
-    assert job_result(manager.request("start", {"units": ["wrapped"]}), "wrapped.service") == "done"
     status = manager.status("wrapped")
     assert status["active_state"] == "active"
     assert status["main_comm"] == "sleep"

@@ -1,4 +1,4 @@
-"""Adversarial spawns: a program started through the /bin/sh cgroup join sees what posix_spawn gives it."""
+"""Adversarial spawns: a program started through the /bin/sh cgroup join gets what posix_spawn gives it."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def seen_by(spec: SpawnSpec) -> bytes:
 
 def compare(cgroup: Path, env: dict[str, str], argv_tail: list[str], cwd: str | None = None,
             ordered: bool = False) -> None:
-    """Check that the program sees the same environment, argv and cwd with and without the cgroup join.
+    """Check that the program gets the same environment, argv and cwd with and without the cgroup join.
 
     Without `ordered`, the environment is compared as a set of variables."""
     python = os.path.realpath("/usr/bin/python3")

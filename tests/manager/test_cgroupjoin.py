@@ -1,4 +1,4 @@
-"""Spawning into a unit's cgroup through /bin/sh: the cgroup, what the program sees, and failures."""
+"""Spawning into a unit's cgroup through /bin/sh: the cgroup, what the program receives, and failures."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def test_manager_stream_selection() -> None:
     assert LogQuery.from_args({}).accepts(message)
     assert LogQuery.from_args({"stream": "manager"}).accepts(message)
     assert not LogQuery.from_args({"stream": "stdout"}).accepts(message)
-    # Raw output is the unit's bytes, unless the manager's stream is asked for.
+    # Raw output is the unit's bytes, unless the manager's stream is requested.
     assert not LogQuery.from_args({"raw": True}).accepts(message)
     assert LogQuery.from_args({"raw": True}).accepts(line(b"own output"))
     assert LogQuery.from_args({"raw": True, "stream": "manager"}).accepts(message)

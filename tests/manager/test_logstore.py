@@ -237,7 +237,7 @@ def test_moved_file_is_replaced(tmp_path: Path) -> None:
 
 
 def joined(lines) -> bytes:
-    """Return the bytes that `lines` stand for: a newline after each line not marked partial."""
+    """Return the bytes that `lines` represent: a newline after each line not marked partial."""
     return b"".join(line.data if line.partial else line.data + b"\n" for line in lines)
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import kill_and_reap, wait_for, write_unit
+from support import kill_and_reap, limit_entry, log_text, memory_hog_command, wait_for, write_unit
 from unitmgr.manager import cgroups
 
 CGROUPS = cgroups.detect()
@@ -45,15 +45,6 @@ time.sleep(1000)
 """
 
 
-def limit_entry(status: dict, name: str) -> dict:
-    [entry] = [item for item in status["limits"] if item["name"] == name]
-    return entry
-
-
-def log_text(manager, unit: str) -> str:
-    return "\n".join(r["text"] for r in manager.request("logs", {"units": [unit], "lines": 0})["records"])
-
-
 def test_hierarchy_has_controllers() -> None:
     assert CGROUPS.usable, CGROUPS.reason
     assert MISSING == []
@@ -77,7 +68,7 @@ def test_memory_max_oom_kill_restarts(make_manager, tmp_path: Path) -> None:
 MemoryMax=64M
 Restart=on-failure
 RestartSec=0.2
-ExecStart={PYTHON} -c "import time; data = b'x' * (200 << 20); time.sleep(1000)"
+ExecStart={memory_hog_command(200)}
 """, enable=True)
     manager = make_manager(units)
 
@@ -102,7 +93,7 @@ def test_memory_max_oom_kill_result(make_manager, tmp_path: Path) -> None:
     write_unit(units, "hog.service", f"""\
 [Service]
 MemoryMax=32M
-ExecStart={PYTHON} -c "import time; data = b'x' * (100 << 20); time.sleep(1000)"
+ExecStart={memory_hog_command(100)}
 """, enable=True)
     manager = make_manager(units)
 

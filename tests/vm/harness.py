@@ -5,7 +5,7 @@ delegate none of them cannot test the kernel-enforced limits. The VM fixes
 that without touching the host:
 
 - kernel: Debian's linux-image-amd64, unpacked by `fetch-kernel` into the
-  cache (`$UNITMGR_VM_CACHE`, default ~/.cache/unitmgr-vm);
+  cache (`$UNITMGR_VM_CACHE`, default `${XDG_CACHE_HOME:-~/.cache}/unitmgr-vm`);
 - initramfs: built here from busybox-static, `init.sh` and the kernel
   modules that virtio 9p needs, in the load order of `modules.dep`;
 - root file system: the host's `/`, read-only over 9p, with tmpfs on /tmp,
@@ -29,10 +29,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CACHE = Path(os.environ.get("UNITMGR_VM_CACHE") or Path.home() / ".cache" / "unitmgr-vm")
+# The same default as fetch-kernel's.
+CACHE = Path(os.environ.get("UNITMGR_VM_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unitmgr-vm")
 QEMU = "qemu-system-x86_64"
 BUSYBOX = Path("/bin/busybox")
-# The guest needs virtio PCI, 9p over virtio and an entropy source; modules.dep adds netfs, fscache and the rest.
+# The guest needs virtio PCI, 9p over virtio and an entropy source. modules.dep adds netfs, fscache and the rest.
 GUEST_MODULES = ("kernel/drivers/virtio/virtio_pci.ko", "kernel/net/9p/9pnet_virtio.ko",
                  "kernel/fs/9p/9p.ko", "kernel/drivers/char/hw_random/virtio-rng.ko")
 MEMORY_MIB = 1024
@@ -129,7 +131,7 @@ def module_load_order(kernel: Kernel, wanted: tuple[str, ...] = GUEST_MODULES) -
 
 
 def build_initramfs(kernel: Kernel, directory: Path) -> Path:
-    """Write an uncompressed newc initramfs with busybox, init.sh and the 9p modules; return its path."""
+    """Write an uncompressed newc initramfs with busybox, init.sh and the 9p modules, and return its path."""
     staging = directory / "initramfs"
     (staging / "bin").mkdir(parents=True)
     (staging / "modules").mkdir()

@@ -8,7 +8,7 @@ The session boots the VM once (harness.py) and runs there:
   the limits although the kernel could, and the cgroup variants, which skip
   there because the kernel enforces them. test_limits.py's other cgroup
   tests run on the host, whose cgroup v2 tree is writable but has no
-  controllers; under emulation the VM runs only what needs the controllers.
+  controllers, so that the VM, which may be emulated, runs only what needs them.
 The tests here check the guest's JUnit XML. They skip where /dev/kvm, QEMU
 or the kernel that tests/vm/fetch-kernel unpacks is missing.
 """
@@ -71,8 +71,8 @@ def test_guest_kernel_tests_ran(guest_run: harness.GuestRun) -> None:
 
 
 def test_guest_cgroup_tests_ran(guest_run: harness.GuestRun) -> None:
-    # In the VM the cgroup tree tests run on a hierarchy with controllers; the
-    # cgroup variants of the limit tests skip, because the kernel enforces there.
+    # In the VM the cgroup tree tests run on a hierarchy with controllers. The
+    # cgroup variants of the limit tests skip there, because the kernel enforces.
     allowed_skips = {KERNEL_ENFORCES.format(c) for c in ("memory", "pids")}
     results = {node: outcome for node, outcome in outcomes(guest_run).items()
                if node.startswith("tests/manager/test_cgroups.py::") or node.endswith("[cgroup]")}

@@ -229,7 +229,7 @@ function startUnitPage() {
     appendLog(event.records || (event.text !== undefined ? [event] : []));
   });
   events.addEventListener("dropped", (message) => {
-    // The manager dropped events because this page read them too slowly; show the count in the log.
+    // The manager dropped events because this page read them too slowly, so show the count in the log.
     const event = JSON.parse(message.data);
     appendNotice(`-- ${event.count} log event(s) missed: this page read too slowly; reload for the stored log --`);
   });
