@@ -160,8 +160,10 @@ def qemu_command(kernel: Kernel, initramfs: Path, results: Path, accel: str) -> 
         "-nographic", "-monitor", "none", "-nic", "none", "-no-reboot",
         "-kernel", str(kernel.image), "-initrd", str(initramfs),
         # panic=-1 reboots at once on a panic, which -no-reboot turns into qemu exiting.
-        "-append", "console=ttyS0 panic=-1 quiet",
+        # unitmgr_repo names the checkout, which init.sh mounts again when a tmpfs covers it (a clone in /tmp).
+        "-append", f"console=ttyS0 panic=-1 quiet unitmgr_repo={REPO}",
         "-virtfs", f"local,path=/,mount_tag=hostroot,readonly=on,{share}",
+        "-virtfs", f"local,path={REPO},mount_tag=repo,readonly=on,{share}",
         "-virtfs", f"local,path={results},mount_tag=results,{share}",
         "-device", "virtio-rng-pci",
     ]

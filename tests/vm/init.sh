@@ -28,6 +28,14 @@ root=/newroot
 for dir in /tmp /run /var/tmp; do
     mount -t tmpfs -o mode=1777 tmpfs "$root$dir" || fail "could not mount a tmpfs on $dir"
 done
+# The tmpfs mounts above hide a checkout under /tmp or /var/tmp, so mount it again at its path.
+for word in $(cat /proc/cmdline); do
+    case "$word" in unitmgr_repo=*) repo="${word#unitmgr_repo=}" ;; esac
+done
+if [ -n "$repo" ] && [ ! -d "$root$repo" ]; then
+    mkdir -p "$root$repo"
+    mount -t 9p -o "$NINEP,ro,cache=loose" repo "$root$repo" || fail "could not mount the checkout $repo"
+fi
 for dir in /proc /sys /dev; do
     mount --move "$dir" "$root$dir" || fail "could not move $dir into the new root"
 done
