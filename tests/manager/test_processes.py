@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import wait_for
@@ -76,6 +77,9 @@ def test_orphans_found_by_session_and_invocation(subreaper: list[int]) -> None:
     found = wait_for(lambda: len(orphans_of_this_process()) == 2 and orphans_of_this_process(),
                      message="two orphans re-parented to the test")
     subreaper.extend(found)
+    # Wait until both run sleep, so tree_members does not read an environment during setsid's exec.
+    wait_for(lambda: all(Path(f"/proc/{pid}/comm").read_text().strip() == "sleep" for pid in found),
+             message="both orphans to run sleep")
 
     members = processes.tree_members({in_session.pid, detached.pid}, INVOCATION, os.getpid(), lambda pid: False)
     assert members == set(found)
