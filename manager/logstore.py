@@ -192,6 +192,16 @@ class UnitLog:
             self._append_record(name, META_FLAG, pid, time.time())
             self._announced.add(pid)
 
+    def name_process(self, pid: int, path: str) -> None:
+        """Record the name a process spawned from `path` gets at exec, so a quick exit cannot lose it.
+
+        The kernel names a process after the basename of the file it executes,
+        cut to 15 bytes, which is what /proc/PID/comm would return.
+        """
+        if len(self._names) > 1024:
+            self._names.clear()
+        self._names[pid] = os.path.basename(path).encode()[:15].decode("utf-8", "ignore")
+
     def identifier_of(self, pid: int) -> str:
         if pid == self.manager_pid:
             return MANAGER_IDENTIFIER

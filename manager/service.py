@@ -554,6 +554,7 @@ class ServiceRuntime(UnitRuntime):
             stdio.failed()
             self._log_start_failure(f"{setting}= {exc}", exc.exit_code)
             return self._spawn_failed(main, ExitStatus(0, "exited", exc.exit_code))
+        writer.name_process(spawned.pid, path)
         stdio.started(spawned.pid)
         self.roots.add(spawned.pid)
         log.info("%s: started %s= process, pid %d: %s", self.name, setting, spawned.pid, " ".join(argv))

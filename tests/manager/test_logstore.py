@@ -316,3 +316,11 @@ def test_manager_message_own_stream(tmp_path: Path) -> None:
     # The unit's SyslogIdentifier= names its own lines only; the manager's are "unitmgr".
     assert [(line.identifier, line.pid) for line in lines] == [("unitmgr", os.getpid()), ("webapp", 10)]
     assert writer.stored_bytes == len(b"half a line\n")
+
+
+def test_spawned_process_named_from_path(tmp_path: Path) -> None:
+    # The pid is gone (never existed), so only the name recorded at spawn can identify it.
+    writer = LogStore(tmp_path).writer("n.service")
+    writer.name_process(999_999_999, "/usr/local/bin/a-very-long-program-name")
+    assert writer.identifier_of(999_999_999) == "a-very-long-pro"
+    writer.close()
