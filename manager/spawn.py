@@ -8,10 +8,15 @@ attribute posix_spawn cannot set (working directory, umask, rlimits, nice,
 CPU affinity, I/O priority, OOM score adjustment), the spawn goes through
 `exechelper.py`, a Python interpreter (about 10 ms) that applies them and
 then execs.
-A cgroup alone does not need the helper: /bin/sh writes 0 to the unit's
+A process with a cgroup is born in it: the C extension `_clone3`
+(_clone3.c) creates it with clone3(CLONE_INTO_CGROUP), as posix_spawn
+would but for the cgroup, so no migration waits on the kernel's cgroup lock.
+Where the extension is missing (no C compiler at install, an architecture
+other than x86-64), the kernel lacks clone3 or a seccomp filter refuses it,
+or UNITMGR_NO_CLONE3=1 is set, /bin/sh writes 0 to the unit's
 `cgroup.procs`, which moves the shell itself, and then execs the program
-(cgroupjoin.py). The program never runs outside its cgroup, so it cannot
-fork there either.
+(cgroupjoin.py). Either way the program never runs outside its cgroup, so
+it cannot fork there either.
 No path uses fork() in this multi-threaded process, and none leaves a
 Popen object whose cleanup could steal an exit status from the reaper.
 """
@@ -19,6 +24,7 @@ Popen object whose cleanup could steal an exit status from the reaper.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -27,6 +33,21 @@ from pathlib import Path
 
 from unitmgr.manager import cgroupjoin
 from unitmgr.manager.descriptors import seal_inherited
+
+try:
+    from unitmgr.manager import _clone3
+except ImportError:  # built without a C compiler
+    _clone3 = None  # type: ignore[assignment]
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+# Raised by _start() when the kernel refuses to create a process in its cgroup.
+_CloneFailed: type[OSError] = _clone3.CloneFailed if _clone3 is not None else _NeverRaised  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 HELPER = str(Path(__file__).with_name("exechelper.py"))
 
@@ -135,28 +156,81 @@ def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
     _ensure_sigpipe_ignored()
     _seal_once()
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    cgroup_fd = _open_cgroup(spec.cgroup) if spec.cgroup else None
     try:
-        needs_helper = spec.needs_helper(manager_cwd)
-        if spec.cgroup and not needs_helper and cgroupjoin.can_join(spec) \
-                and cgroupjoin.check_executable(spec.path):
-            return _spawn_with_shell(spec, devnull)
-        if needs_helper or spec.cgroup:
-            return _spawn_with_helper(spec, devnull)
+        if spec.needs_helper(manager_cwd):
+            return _spawn_with_helper(spec, devnull, cgroup_fd)
+        if spec.cgroup and cgroup_fd is None:
+            return _join_after_spawn(spec, devnull)
         try:
-            pid = os.posix_spawn(
-                spec.path,
-                spec.argv,
-                spec.env,
-                file_actions=_file_actions(spec, devnull, []),
-                setsid=True,
-                setsigmask=(),
-                setsigdef=_sigdef(spec),
-            )
+            pid = _start(spec.path, spec.argv, spec.env, _file_actions(spec, devnull, []), _sigdef(spec), cgroup_fd)
+        except _CloneFailed:
+            return _join_after_spawn(spec, devnull)
         except OSError as exc:
             raise SpawnError(f"could not execute {spec.path}: {exc.strerror}", 203, exc.errno) from None
         return Spawned(pid, None)
     finally:
         os.close(devnull)
+        if cgroup_fd is not None:
+            os.close(cgroup_fd)
+
+
+def _join_after_spawn(spec: SpawnSpec, devnull: int) -> Spawned:
+    """Start a program that needs no helper through the shell that joins its cgroup, or the helper where it cannot."""
+    if cgroupjoin.can_join(spec) and cgroupjoin.check_executable(spec.path):
+        return _spawn_with_shell(spec, devnull)
+    return _spawn_with_helper(spec, devnull, None)
+
+
+_clone3_enabled = _clone3 is not None and os.environ.get("UNITMGR_NO_CLONE3", "") not in ("1", "yes", "true")
+
+
+def clone3_enabled() -> bool:
+    """Return whether processes are created in their cgroup by clone3 (until the kernel refuses it)."""
+    return _clone3_enabled
+
+
+def _open_cgroup(path: str) -> int | None:
+    """Return a descriptor of the cgroup directory for clone3, or None to join it after the spawn instead.
+
+    When the directory cannot be opened, the join after the spawn reports
+    why in systemd's terms (exit code 219).
+    """
+    if not _clone3_enabled:
+        return None
+    try:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple], sigdef: frozenset[int],
+           cgroup_fd: int | None) -> int:
+    """Start `path` in a new session with `actions` applied, inside the cgroup open at `cgroup_fd` if given.
+
+    Raise _clone3.CloneFailed when the kernel refuses to create the process in
+    that cgroup; the caller then joins it the slower way.
+    """
+    if cgroup_fd is None:
+        return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigmask=(), setsigdef=sigdef)
+    for name in env:
+        if not name or "=" in name:
+            raise ValueError(f"illegal environment variable name {name!r}")
+    try:
+        return _clone3.spawn(path, argv, [f"{name}={value}" for name, value in env.items()], actions, sigdef,
+                             cgroup_fd)
+    except _clone3.CloneUnavailable as exc:
+        _disable_clone3(exc)
+        raise
+    except _clone3.CloneFailed as exc:
+        log.debug("clone3 into cgroup refused (%s); joining after the spawn", exc.strerror)
+        raise
+
+
+def _disable_clone3(exc: OSError) -> None:
+    global _clone3_enabled
+    _clone3_enabled = False
+    log.info("processes join their cgroup after the spawn: %s", exc)
 
 
 _sealed = False
@@ -180,15 +254,8 @@ def _spawn_with_shell(spec: SpawnSpec, devnull: int) -> Spawned:
     status_read, status_write = os.pipe()
     status_fd_in_child = 3 + len(spec.pass_fds)
     try:
-        pid = os.posix_spawn(
-            cgroupjoin.SHELL,
-            cgroupjoin.shell_argv(spec, status_fd_in_child),
-            spec.env,
-            file_actions=_file_actions(spec, devnull, [status_write]),
-            setsid=True,
-            setsigmask=(),
-            setsigdef=_sigdef(spec),
-        )
+        pid = _start(cgroupjoin.SHELL, cgroupjoin.shell_argv(spec, status_fd_in_child), spec.env,
+                     _file_actions(spec, devnull, [status_write]), _sigdef(spec), None)
     except OSError as exc:
         os.close(status_read)
         raise SpawnError(f"could not start {cgroupjoin.SHELL} to join the cgroup: {exc.strerror}",
@@ -198,7 +265,8 @@ def _spawn_with_shell(spec: SpawnSpec, devnull: int) -> Spawned:
     return Spawned(pid, status_read)
 
 
-def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
+def _spawn_with_helper(spec: SpawnSpec, devnull: int, cgroup_fd: int | None) -> Spawned:
+    """Start exechelper.py, born in the unit's cgroup when `cgroup_fd` is given and joining it itself otherwise."""
     status_read, status_write = os.pipe()
     status_fd_in_child = 3 + len(spec.pass_fds)
     helper_spec = {
@@ -215,22 +283,18 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int) -> Spawned:
         "io_class": spec.io_class,
         "io_priority": spec.io_priority,
         "oom_score_adjust": spec.oom_score_adjust,
-        "cgroup": spec.cgroup,
+        "cgroup": spec.cgroup if cgroup_fd is None else None,
         "listen_pid": spec.listen_pid,
         "watchdog_pid": spec.watchdog_pid,
         "status_fd": status_fd_in_child,
     }
     spec_fd = _spec_file(helper_spec)
     try:
-        pid = os.posix_spawn(
-            sys.executable,
-            [sys.executable, "-I", "-S", HELPER, "--spec-fd", str(status_fd_in_child + 1)],
-            {},
-            file_actions=_file_actions(spec, devnull, [status_write, spec_fd]),
-            setsid=True,
-            setsigmask=(),
-            setsigdef=_sigdef(spec),
-        )
+        pid = _start(sys.executable, [sys.executable, "-I", "-S", HELPER, "--spec-fd", str(status_fd_in_child + 1)],
+                     {}, _file_actions(spec, devnull, [status_write, spec_fd]), _sigdef(spec), cgroup_fd)
+    except _CloneFailed:
+        os.close(status_read)
+        return _spawn_with_helper(spec, devnull, None)
     except OSError as exc:
         os.close(status_read)
         raise SpawnError(f"could not start the exec helper: {exc.strerror}", 203, exc.errno) from None

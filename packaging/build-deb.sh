@@ -19,7 +19,14 @@ if ! "$python" -c 'import wheel' 2>/dev/null; then
   exit 1
 fi
 "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$outdir" .
-wheel="$outdir/unitmgr-$version-py3-none-any.whl"
+# With a C compiler the wheel carries manager/_clone3.c built for this machine
+# (cp311-abi3-linux_ARCH) and the package is for this architecture; without one
+# it is pure Python (py3-none-any) and for every architecture.
+wheel=$(ls -t "$outdir"/unitmgr-"$version"-*.whl | head -n 1)
+case "$wheel" in
+  *-none-any.whl) architecture=all ;;
+  *) architecture=$(dpkg --print-architecture) ;;
+esac
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -57,7 +64,7 @@ installed_size=$(du -sk "$stage" | cut -f1)
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: unitmgr
 Version: $version
-Architecture: all
+Architecture: $architecture
 Maintainer: unitmgr developers <unitmgr@localhost>
 Installed-Size: $installed_size
 Depends: python3 (>= 3.11), python3-zmq, python3-psutil, python3-prompt-toolkit, python3-paramiko, python3-cryptography
@@ -69,6 +76,6 @@ Description: per-user service manager for systemd unit files
  shell that speaks systemctl's verbs locally and over SSH.
 CONTROL
 
-deb="$outdir/unitmgr_${version}_all.deb"
+deb="$outdir/unitmgr_${version}_${architecture}.deb"
 dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
 echo "$deb"

@@ -57,10 +57,15 @@ def test_pipx_install(tmp_path: Path) -> None:
 def test_debian_package_builds(tmp_path: Path) -> None:
     built = run("bash", str(REPO / "packaging" / "build-deb.sh"), str(tmp_path))
     assert built.returncode == 0, built.stderr
-    [deb] = tmp_path.glob("unitmgr_*_all.deb")
+    [deb] = tmp_path.glob("unitmgr_*.deb")
     info = run("dpkg-deb", "--info", str(deb)).stdout
     assert "Depends: python3 (>= 3.11), python3-zmq, python3-psutil" in info
     contents = run("dpkg-deb", "--contents", str(deb)).stdout
+    if "_clone3.abi3.so" in contents:
+        architecture = run("dpkg", "--print-architecture").stdout.strip()
+        assert deb.name.endswith(f"_{architecture}.deb") and f"Architecture: {architecture}" in info
+    else:
+        assert deb.name.endswith("_all.deb") and "Architecture: all" in info
     for path in ("./usr/bin/unitmgr", "./usr/bin/unitsh", "unitmgr/manager/exechelper.py",
                  "unitmgr/units/loader.py", "unitmgr/shell/cli.py", "./etc/xdg/autostart/unitmgr.desktop",
                  "unitmgr/web/static/app.js", "./usr/share/man/man1/unitsh.1.gz"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -43,6 +44,9 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
             expected = f"{target}/{module.relative_to(REPO / folder).as_posix()}"
             assert expected in names, f"{expected} is missing from the wheel"
     assert not any(name.startswith("unitmgr/__init__") for name in names)
+    if os.uname().machine == "x86_64":
+        assert "unitmgr/manager/_clone3.abi3.so" in names, "the C extension is missing from the wheel"
+        assert wheels[0].name.endswith("-cp311-abi3-linux_x86_64.whl"), wheels[0].name
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheels[0]).read(entry_points).decode()
     assert "unitmgr = unitmgr.manager.cli:main" in text

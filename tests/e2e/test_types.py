@@ -229,8 +229,9 @@ ExecStart=/bin/sh -c 'setsid sleep 1000 < /dev/null > /dev/null 2>&1 &'
 """)
     manager = make_manager(units)
     assert job_result(manager.request("start", {"units": ["guess"]}), "guess.service") == "done"
-    status = manager.status("guess")
-    assert status["main_comm"] == "sleep"
+    # The guessed main process may still be setsid, about to exec sleep.
+    status = wait_for(lambda: (s := manager.status("guess"))["main_comm"] == "sleep" and s, timeout=10,
+                      message="main process sleep")
     main = status["main_pid"]
     os.kill(main, 9)
     failed = wait_state(manager, "guess", "failed")

@@ -1,21 +1,37 @@
-"""Spawning into a unit's cgroup through /bin/sh: the cgroup, what the program receives, and failures."""
+"""Spawning into a unit's cgroup: the cgroup, what the program receives, and failures.
+
+Every test that takes `unit_cgroup` runs twice: with clone3(CLONE_INTO_CGROUP)
+from manager/_clone3.c, and with the /bin/sh join that replaces it where
+clone3 cannot be used.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from unitmgr.manager import cgroupjoin, cgroups
+from unitmgr.manager import spawn as spawn_module
 from unitmgr.manager.spawn import Spawned, SpawnError, SpawnSpec, parse_helper_status, spawn
 
 SUPPORT = cgroups.detect()
 needs_cgroups = pytest.mark.skipif(not SUPPORT.usable, reason=f"no writable cgroup v2 hierarchy: {SUPPORT.reason}")
 
 
+@pytest.fixture(params=["clone3", "shell"])
+def join_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Return how a process reaches its cgroup in this test: born there (clone3) or joining through /bin/sh."""
+    if request.param == "clone3" and spawn_module._clone3 is None:
+        pytest.skip("manager/_clone3.c was not built (test_clone3_extension_built reports why)")
+    monkeypatch.setattr(spawn_module, "_clone3_enabled", request.param == "clone3")
+    return request.param
+
+
 @pytest.fixture
-def unit_cgroup() -> Iterator[Path]:
+def unit_cgroup(join_way: str) -> Iterator[Path]:
     tree = cgroups.CgroupTree(SUPPORT)
     tree.setup()
     try:
@@ -124,7 +140,100 @@ def test_file_the_kernel_cannot_exec_fails_203(unit_cgroup: Path, tmp_path: Path
     program.chmod(0o755)
     spec = probe(str(unit_cgroup), {}, [str(program)])
     spec.path = str(program)
-    _spawned, code, status, _output = run(spec)
-    assert code == 203, f"exit code {code}, status {status!r}"
-    assert parse_helper_status(status) == (203, "execve failed: Exec format error")
+    code, reason = outcome(spec)
+    assert code == 203, f"exit code {code}, reason {reason!r}"
+    assert reason.endswith("Exec format error")
     assert not marker.exists(), "the file must not run as a shell script"
+
+
+def outcome(spec: SpawnSpec) -> tuple[int, str]:
+    """Return the exit code and reason of a spawn that fails, raised at once (clone3) or from the status pipe."""
+    try:
+        _spawned, code, status, _output = run(spec)
+    except SpawnError as exc:
+        return exc.exit_code, str(exc)
+    return code, parse_helper_status(status)[1]
+
+
+@needs_cgroups
+@pytest.mark.parametrize(("name", "error"), [("missing", "No such file or directory"),
+                                             ("not-executable", "Permission denied")])
+def test_failed_exec_leaves_no_child(unit_cgroup: Path, tmp_path: Path, name: str, error: str) -> None:
+    program = tmp_path / name
+    if name == "not-executable":
+        program.write_bytes(b"\x7fELF")
+        program.chmod(0o644)
+    spec = probe(str(unit_cgroup), {}, [str(program)])
+    spec.path = str(program)
+    code, reason = outcome(spec)
+    assert (code, reason.endswith(error)) == (203, True), reason
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+@needs_cgroups
+def test_child_born_in_cgroup_forks_there(unit_cgroup: Path) -> None:
+    # The child forks at once: its child must be in the unit's cgroup too.
+    spec = probe(str(unit_cgroup), {}, ["/bin/sh", "-c", "/bin/cat /proc/self/cgroup"])
+    spec.path = "/bin/sh"
+    _spawned, code, _status, output = run(spec)
+    assert code == 0
+    relative = "/" + str(unit_cgroup.relative_to(SUPPORT.mount))
+    assert f"0::{relative}\n".encode() in output
+
+
+def ignored_signals(output: bytes) -> int:
+    """Return the mask of ignored standard signals from the output of `cat /proc/self/status`.
+
+    Signals 32 and 33 are left out: glibc keeps them for itself, and dash
+    passes them on ignored.
+    """
+    line = next(line for line in output.splitlines() if line.startswith(b"SigIgn:"))
+    return int(line.split()[1], 16) & ((1 << 31) - 1)
+
+
+@needs_cgroups
+@pytest.mark.parametrize("ignore_sigpipe", [True, False])
+def test_new_session_and_default_signals(unit_cgroup: Path, ignore_sigpipe: bool) -> None:
+    spec = probe(str(unit_cgroup), {}, ["/bin/cat", "/proc/self/stat", "/proc/self/status"])
+    spec.ignore_sigpipe = ignore_sigpipe
+    spawned, code, _status, output = run(spec)
+    assert code == 0
+    session = int(output.split(b")", 1)[1].split()[3])
+    assert session == spawned.pid, "the process leads a new session"
+    expected = 1 << (signal.SIGPIPE - 1) if ignore_sigpipe else 0
+    assert ignored_signals(output) == expected, "only SIGPIPE may stay ignored, and only with IgnoreSIGPIPE=yes"
+    blocked = next(line for line in output.splitlines() if line.startswith(b"SigBlk:"))
+    assert int(blocked.split()[1], 16) == 0, "the signal mask starts empty"
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="manager/_clone3.c has assembly for x86-64 only")
+def test_clone3_extension_built() -> None:
+    assert spawn_module._clone3 is not None, (
+        "unitmgr.manager._clone3 is missing: install a C compiler (Debian: gcc libc6-dev) and reinstall with pip")
+
+
+@pytest.mark.skipif(spawn_module._clone3 is None, reason="manager/_clone3.c was not built")
+def test_refused_clone3_joins_with_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A directory outside cgroupfs: the kernel refuses CLONE_INTO_CGROUP with EBADF for this spawn only.
+    monkeypatch.setattr(spawn_module, "_clone3_enabled", True)
+    spawned, code, status, _output = run(probe(str(tmp_path), {}))
+    assert (code, status) == (0, b"")
+    assert spawned.status_fd is not None, "the shell joined instead"
+    assert (tmp_path / "cgroup.procs").read_text() == "0\n", "the shell wrote where the unit's cgroup.procs would be"
+    assert spawn_module.clone3_enabled()
+
+
+@pytest.mark.skipif(spawn_module._clone3 is None, reason="manager/_clone3.c was not built")
+def test_kernel_without_clone3_disables_it(unit_cgroup: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mocked: this kernel has clone3, so a kernel or seccomp filter without it is simulated.
+    def refuse(*_args: object) -> int:
+        raise spawn_module._clone3.CloneUnavailable(38, "Function not implemented")
+
+    monkeypatch.setattr(spawn_module, "_clone3_enabled", True)
+    monkeypatch.setattr(spawn_module._clone3, "spawn", refuse)
+    spawned, code, _status, output = run(probe(str(unit_cgroup), {}))
+    assert code == 0
+    assert spawned.status_fd is not None, "the shell joined instead"
+    assert ("/" + unit_cgroup.name + "\n").encode() in output
+    assert not spawn_module.clone3_enabled(), "later spawns go straight to the shell"
