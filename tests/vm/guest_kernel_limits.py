@@ -176,8 +176,13 @@ def test_membership_from_cgroup_procs(make_manager, tmp_path: Path) -> None:
                enable=True)
     manager = make_manager(units)
 
-    status = wait_for(lambda: (s := manager.status("escape")) and s["tasks"] == 2 and s,
-                      message="escape's two processes")
+    def both_sleeping() -> dict | None:
+        # Until the daemon has exec'd sleep, the cgroup also lists the short-lived subshell.
+        status = manager.status("escape")
+        commands = sorted(str(p["cmdline"]) for p in status["processes"])
+        return status if len(commands) == 2 and all("sleep 100" in c for c in commands) else None
+
+    status = wait_for(both_sleeping, message="escape's two sleep processes")
     directory = Path(status["cgroup"])
     members = {int(pid) for pid in (directory / "cgroup.procs").read_text().split()}
     try:
