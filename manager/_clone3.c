@@ -163,13 +163,21 @@ clone3_run(struct clone3_args *args, int (*fn)(void *), void *arg)
 #endif
 
 /* Return a NULL-terminated array of the byte strings in a sequence of str
- * or bytes; `keep` receives the list of bytes objects that own them. */
+ * or bytes; `keep` receives the list of bytes objects that own them. A str
+ * or bytes object itself is rejected, not taken as a sequence of characters. */
 static char **
 to_vector(PyObject *sequence, const char *what, PyObject **keep)
 {
-    Py_ssize_t count = PySequence_Size(sequence);
+    Py_ssize_t count = -1;
+    if (!PyUnicode_Check(sequence) && !PyBytes_Check(sequence))
+        count = PySequence_Size(sequence);
     if (count < 0) {
         PyErr_SetString(PyExc_TypeError, what);
+        return NULL;
+    }
+    /* __len__ of a custom sequence may return up to PY_SSIZE_T_MAX. */
+    if (count >= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(char *)) {
+        PyErr_NoMemory();
         return NULL;
     }
     char **vector = PyMem_Calloc(count + 1, sizeof(char *));
@@ -209,6 +217,11 @@ to_actions(PyObject *sequence, Py_ssize_t *count)
         PyErr_SetString(PyExc_TypeError, "actions must be a sequence");
         return NULL;
     }
+    /* Keep `*count * 3 + 1` from overflowing into a short buffer. */
+    if (*count >= PY_SSIZE_T_MAX / 3 / (Py_ssize_t)sizeof(int)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
     int *actions = PyMem_Calloc(*count * 3 + 1, sizeof(int));
     if (actions == NULL) {
         PyErr_NoMemory();
@@ -217,6 +230,11 @@ to_actions(PyObject *sequence, Py_ssize_t *count)
     for (Py_ssize_t i = 0; i < *count; i++) {
         int op, fd, target = -1;
         PyObject *item = PySequence_GetItem(sequence, i);
+        if (item != NULL && !PyTuple_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "an action is a tuple (op, fd[, target]), not %R", item);
+            Py_DECREF(item);
+            goto error;
+        }
         int parsed = item != NULL && PyArg_ParseTuple(item, "ii|i;an action is (op, fd[, target])",
                                                       &op, &fd, &target);
         Py_XDECREF(item);
@@ -284,6 +302,12 @@ spawn(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOi:spawn", &path_arg, &argv_arg, &env_arg, &actions_arg,
                           &sigdef_arg, &cgroup_fd))
         return NULL;
+    /* clone3 rejects a negative descriptor with EINVAL, which means "no
+     * CLONE_INTO_CGROUP" to spawn.py and would turn clone3 off for good. */
+    if (cgroup_fd < 0) {
+        PyErr_Format(PyExc_ValueError, "invalid cgroup descriptor %d: expected an open cgroup directory", cgroup_fd);
+        return NULL;
+    }
 
     PyObject *path = NULL, *argv_keep = NULL, *env_keep = NULL, *result = NULL;
     char **argv = NULL, **envp = NULL;
@@ -293,10 +317,14 @@ spawn(PyObject *module, PyObject *args)
 
     if (!PyUnicode_FSConverter(path_arg, &path))
         return NULL;
-    argv = to_vector(argv_arg, "argv must be a sequence", &argv_keep);
+    argv = to_vector(argv_arg, "argv must be a sequence of str or bytes", &argv_keep);
     if (argv == NULL)
         goto done;
-    envp = to_vector(env_arg, "env must be a sequence", &env_keep);
+    if (argv[0] == NULL) {
+        PyErr_SetString(PyExc_ValueError, "argv must not be empty: pass the program name as argv[0]");
+        goto done;
+    }
+    envp = to_vector(env_arg, "env must be a sequence of 'NAME=value' strings", &env_keep);
     if (envp == NULL)
         goto done;
     actions = to_actions(actions_arg, &child.action_count);

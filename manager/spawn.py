@@ -120,20 +120,20 @@ class Spawned:
 
 
 def _file_actions(spec: SpawnSpec, devnull: int, extra: list[int]) -> list[tuple]:
-    actions: list[tuple] = [
-        (os.POSIX_SPAWN_DUP2, devnull if spec.stdin_fd is None else spec.stdin_fd, 0),
-        (os.POSIX_SPAWN_DUP2, spec.stdout_fd, 1),
-        (os.POSIX_SPAWN_DUP2, spec.stderr_fd, 2),
-    ]
-    # Passed descriptors go through numbers above every source and target
-    # first (sockets.py): a plain dup2 onto 3, 4, ... could overwrite a source
-    # still to be passed, and dup2 of an fd onto itself would keep FD_CLOEXEC.
+    stdio = [devnull if spec.stdin_fd is None else spec.stdin_fd, spec.stdout_fd, spec.stderr_fd]
     passed = [*spec.pass_fds, *extra]
-    base = max([*passed, 2 + len(passed)]) + 1 if passed else 0
-    for index, fd in enumerate(passed):
-        actions.append((os.POSIX_SPAWN_DUP2, fd, base + index))
-    for index in range(len(passed)):
-        actions.append((os.POSIX_SPAWN_DUP2, base + index, 3 + index))
+    # Passed descriptors (sockets.py), and stdio sources that are 0, 1 or 2
+    # (a manager started with a closed stdin or stdout gets its pipes and
+    # sockets there), go through numbers above every source and target first.
+    # A plain dup2 onto 0, 1, 2, 3, ... could overwrite a source still to be
+    # copied, and dup2 of an fd onto itself would keep FD_CLOEXEC.
+    staged = [(fd, target) for target, fd in enumerate(stdio) if fd < 3]
+    staged += [(fd, 3 + index) for index, fd in enumerate(passed)]
+    base = max([*stdio, *passed, 2 + len(passed)]) + 1
+    actions: list[tuple] = [(os.POSIX_SPAWN_DUP2, fd, base + index) for index, (fd, _target) in enumerate(staged)]
+    actions += [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio) if fd >= 3]
+    for index, (_fd, target) in enumerate(staged):
+        actions.append((os.POSIX_SPAWN_DUP2, base + index, target))
         actions.append((os.POSIX_SPAWN_CLOSE, base + index))
     return actions
 
