@@ -39,7 +39,7 @@ def probe_unitmgr(iterations: int, home: str, units: list[str]) -> dict[str, lis
             # `status` of every unit is slow enough that a few calls give a stable median.
             "status-all": timed(lambda: client.request("status", {"units": units, "lines": 0}), min(iterations, 10)),
             "status-one": timed(lambda: client.request("status", {"units": units[:1], "lines": 0}), iterations),
-            "list": timed(lambda: client.request("list", {}), iterations),
+            "list": timed(lambda: client.request("list", {"table": True}), iterations),
         }
 
 

@@ -11,12 +11,13 @@ from unitmgr.manager import protocol, supervisecommands
 from unitmgr.manager.logquery import LogQuery, query_records
 from unitmgr.manager.protocol import ProtocolError, Request
 from unitmgr.manager.rowcache import EncodedRows
+from unitmgr.manager.states import ActiveState
 from unitmgr.manager.stats import unit_statistics
 from unitmgr.manager.unitbase import UnitRuntime
 
 if TYPE_CHECKING:
     from unitmgr.manager.daemon import Manager
-    from unitmgr.manager.server import Peer
+    from unitmgr.manager.server import Peer, Result
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,20 @@ def _unit_file_commands(manager: Manager) -> dict[str, Any]:  # unitinfo.py
             "list-unit-files": files.list_unit_files}
 
 
+def _list_values(name: str, runtime: UnitRuntime) -> tuple[Any, ...]:
+    """Return the `list` row of the unit listed as `name`, in the order of the list columns."""
+    unit = runtime.unit
+    return (name, unit.load_state, runtime.active_state.value, runtime.sub_state,
+            unit.description, getattr(runtime, "main_pid", 0))
+
+
 class CommandHandler:
     def __init__(self, manager: Manager):
         self.manager = manager
         self._list_rows = EncodedRows(
             ("name", "load_state", "active_state", "sub_state", "description", "main_pid"))
-        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any] | protocol.EncodedJSON]]] = {
+        # A command returns a coroutine, or the result itself when it needs no I/O (server.py).
+        self.commands: dict[str, Callable[[dict[str, Any]], Awaitable[Result] | Result]] = {
             "hello": self.hello,
             "list": self.list_units,
             "status": self.status,
@@ -80,13 +89,13 @@ class CommandHandler:
             **_unit_file_commands(manager),  # unitinfo.py: verify, cat, show, enable, ...
         }
 
-    async def handle(self, request: Request, peer: Peer) -> dict[str, Any] | protocol.EncodedJSON:
+    def handle(self, request: Request, peer: Peer) -> Awaitable[Result] | Result:
         command = self.commands.get(request.cmd)
         if command is None:
             known = ", ".join(sorted(self.commands))
             raise ProtocolError(protocol.UNKNOWN_COMMAND, f"unknown command '{request.cmd}'; known commands: {known}")
         log.debug("command %s from client %s", request.cmd, peer.key[:8])
-        return await command(request.args)
+        return command(request.args)
 
     # -- helpers ----------------------------------------------------------
 
@@ -136,33 +145,38 @@ class CommandHandler:
     async def hello(self, args: dict[str, Any]) -> dict[str, Any]:
         return self.manager.hello()
 
-    async def list_units(self, args: dict[str, Any]) -> protocol.EncodedJSON:
+    def list_units(self, args: dict[str, Any]) -> protocol.EncodedJSON | dict[str, Any]:
         show_all = bool(args.get("all"))
         states = args.get("states") or []
         types = args.get("types") or []
-        units = []
+        entries = []
+        listed_runtimes: list[UnitRuntime] = []
         loaded = self.manager.runtimes
-        for name in self.manager.known_names():
+        names = self.manager.known_names()
+        for name in names:
             # known_names() returns full names, so a loaded unit needs no name resolution.
             runtime = loaded.get(name) or self.manager.runtime(name)
             if runtime is None:
                 continue
-            state = runtime.active_state.value
-            if not show_all and state == "inactive" and runtime.job is None and not states:
+            active = runtime.active_state
+            if not show_all and active is ActiveState.INACTIVE and runtime.job is None and not states:
                 continue
-            if states and state not in states and runtime.sub_state not in states:
+            if states and active.value not in states and runtime.sub_state not in states:
                 continue
-            if types and runtime.unit.kind not in types:
+            unit = runtime.unit
+            if types and unit.kind not in types:
                 continue
-            units.append(self._list_rows.row(name, (
-                name,
-                runtime.unit.load_state,
-                state,
-                runtime.sub_state,
-                runtime.unit.description,
-                getattr(runtime, "main_pid", 0),
-            )))
-        return self._list_rows.result("units", units)
+            # The description comes from `unit`, which daemon-reload replaces and nothing edits.
+            entries.append((name, (unit, unit.load_state, active, runtime.sub_state,
+                                   getattr(runtime, "main_pid", 0))))
+            listed_runtimes.append(runtime)
+        if not args.get("table"):
+            # A client of protocol 1 neither asks for the table nor reads one.
+            columns = self._list_rows.columns
+            return {"units": [dict(zip(columns, _list_values(name, runtime), strict=True))
+                              for (name, _stamp), runtime in zip(entries, listed_runtimes, strict=True)]}
+        return self._list_rows.result(
+            entries, lambda index: _list_values(entries[index][0], listed_runtimes[index]), names)
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         names = protocol.arg_units(args)

@@ -27,6 +27,7 @@ from unitmgr.manager.jobs import Transactions, run_unit_job
 from unitmgr.manager.logstore import LogStore
 from unitmgr.manager.memtrim import release_free_memory
 from unitmgr.manager.paths import Paths, ensure_private_dir
+from unitmgr.manager.protocol import PROTOCOL_VERSION
 from unitmgr.manager.reversedeps import ReverseDependencies
 from unitmgr.manager.service import ServiceRuntime
 from unitmgr.manager.unitbase import TargetRuntime, UnitRuntime
@@ -290,7 +291,7 @@ class Manager:
         except PackageNotFoundError:
             package_version = "unknown"
         return {
-            "protocol": 1,
+            "protocol": PROTOCOL_VERSION,
             "version": package_version,
             "pid": os.getpid(),
             "user": self._manager_vars.get("USER", ""),

@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 
 from unitmgr.units import names
 
-PROTOCOL_VERSION = 1
+# Version 2: `list` returns a table of columns and rows in place of an object per unit.
+PROTOCOL_VERSION = 2
 
 # Requests and replies above this size are rejected; log replies are paged
 # to stay below it.
@@ -178,6 +179,27 @@ def decode_reply(data: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ProtocolError(BAD_REQUEST, "reply must be a JSON object")
     return obj
+
+
+def expand_table(result: dict[str, Any], legacy_key: str) -> list[dict[str, Any]]:
+    """Return the rows of a table result as dicts keyed by column name.
+
+    A table is {"columns": [NAME, ...], "rows": [[VALUE, ...], ...]}. A manager
+    of protocol 1 sent the dicts themselves under `legacy_key` (e.g. "units"),
+    which are returned as they are. Raise ProtocolError for any other shape."""
+    columns = result.get("columns")
+    rows = result.get("rows")
+    if columns is None and rows is None and isinstance(result.get(legacy_key), list):
+        return result[legacy_key]
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        raise ProtocolError(BAD_REQUEST, f"reply has no table: expected 'columns' and 'rows' "
+                            f"lists or a '{legacy_key}' list, got keys {sorted(result)}")
+    width = len(columns)
+    for row in rows:
+        if not isinstance(row, list) or len(row) != width:
+            raise ProtocolError(BAD_REQUEST, f"reply table row {row!r} does not have the "
+                                f"{width} values of columns {columns}")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def arg_units(args: dict[str, Any], required: bool = True) -> list[str]:

@@ -61,7 +61,7 @@ _JOB = {**_UNITS, "no_block": BOOLEAN}
 # The arguments of every command the manager serves (docs/protocol.md).
 COMMAND_ARGUMENTS: dict[str, dict[str, ArgumentType]] = {
     "hello": {},
-    "list": {"all": BOOLEAN, "states": STRINGS, "types": STRINGS},
+    "list": {"all": BOOLEAN, "states": STRINGS, "types": STRINGS, "table": BOOLEAN},
     "status": {**_UNITS, "lines": INTEGER},
     "start": _JOB,
     "stop": _JOB,

@@ -62,7 +62,9 @@ def render(samples: Iterable[tuple[str, dict[str, str], Any]]) -> str:
 
 
 def collect(client: Any) -> list[tuple[str, dict[str, str], Any]]:
-    units = client.request("list", {"all": True})["units"]
+    from unitmgr.manager import protocol
+
+    units = protocol.expand_table(client.request("list", {"all": True, "table": True}), "units")
     names = [u["name"] for u in units]
     statuses = {s["name"]: s for s in client.request("status", {"units": names, "lines": 0})["units"]} if names else {}
     samples: list[tuple[str, dict[str, str], Any]] = [("unitmgr_up", {}, 1)]

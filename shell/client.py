@@ -49,6 +49,8 @@ _MONITOR_EVENTS = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 )
 DEFAULT_CLIENT_PUB = "~/.config/unitmgr/keys/client.pub"
+# zmq.POLLIN as a plain int: `&` with the IntFlag runs enum code on every request.
+_POLLIN = int(zmq.POLLIN)
 
 
 class ClientError(Exception):
@@ -413,7 +415,7 @@ class Client:
         if self._failure is not None:
             raise self._failure
         # Reading EVENTS first is cheaper than the zmq.Again raised by an empty socket.
-        while self._monitor.get(zmq.EVENTS) & zmq.POLLIN:
+        while self._monitor.get(zmq.EVENTS) & _POLLIN:
             try:
                 frames = self._monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

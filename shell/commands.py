@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from unitmgr.manager import protocol
 from unitmgr.shell import exitcodes, render
 from unitmgr.shell.commandspec import (
     JOB_TIMEOUT,
@@ -81,7 +82,7 @@ def _list_args(inv: Invocation) -> dict[str, Any]:
     if inv.option("failed"):
         states.append("failed")
     types = [unit_type for group in inv.option("type") or [] for unit_type in group]
-    args: dict[str, Any] = {"all": bool(inv.option("all"))}
+    args: dict[str, Any] = {"all": bool(inv.option("all")), "table": True}
     if states:
         args["states"] = states
     if types:
@@ -128,6 +129,11 @@ def _show_nothing(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None
 def _show_status(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
     has_log = any(unit.get("log") for unit in result.get("units", []))
     render.status(ctx.out, result, ctx.session.host if has_log else "")
+
+
+def _list_result(result: dict[str, Any]) -> dict[str, Any]:
+    # The manager sends a table, but --json has always printed one object per unit.
+    return {"units": protocol.expand_table(result, "units")}
 
 
 def _show_list(ctx: Context, inv: Invocation, result: dict[str, Any]) -> None:
@@ -326,7 +332,7 @@ COMMANDS: tuple[Command, ...] = (
                    "print only the unit rows: no header, legend or count"),
             Option(("--plain",), "plain", "no colour and no column marking failed units"),
         ),
-        control="list", build_args=_list_args, show=_show_list),
+        control="list", build_args=_list_args, show=_show_list, convert_result=_list_result),
     Command(
         "status", "show the state, processes and latest log lines of units",
         positional=Positional("UNIT", "*", complete="units"),

@@ -82,6 +82,8 @@ class Command(NamedTuple):
     control: str = ""  # the control command sent; empty for a command the shell runs itself
     build_args: Callable[[Invocation], dict[str, Any]] | None = None
     show: Callable[[Context, Invocation, dict[str, Any]], None] | None = None
+    # Turns the reply's result into the one that `show` and --json print. With None they get it as sent.
+    convert_result: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     exit_status: Callable[[Invocation, dict[str, Any]], int] | None = None
     run_local: Callable[[Context, Invocation], int] | None = None
     not_found_status: int = 1  # exit status when the manager replies unit-not-found

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from unitmgr.manager import protocol
 from unitmgr.manager.paths import Paths, UnsafeDirectoryError, ensure_private_dir
 from unitmgr.shell import exitcodes, runner
 from unitmgr.shell.commands import COMMANDS, ShellExit
@@ -54,14 +55,14 @@ class UnitNameCache:
 
         try:
             self._names = tuple(self._fetch())
-        except (ClientError, RemoteError, KeyError, TypeError) as exc:
+        except (ClientError, RemoteError, protocol.ProtocolError, KeyError, TypeError) as exc:
             # The cache keeps the last names; the next command reports the problem.
             log.debug("could not refresh unit names: %s", exc)
 
 
 def fetch_unit_names(session: Session) -> list[str]:
-    result = session.request("list", {"all": True})
-    return [unit["name"] for unit in result["units"]]
+    result = session.request("list", {"all": True, "table": True})
+    return [unit["name"] for unit in protocol.expand_table(result, "units")]
 
 
 def prompt_text(label: str) -> str:

@@ -80,6 +80,13 @@ def request_and_show(ctx: Context, inv: Invocation) -> int:
         result = ctx.session.request(command.control, args, timeout=command.timeout)
     except RemoteError as err:
         return report_remote_error(ctx, inv, err)
+    if command.convert_result is not None:
+        try:
+            result = command.convert_result(result)
+        except protocol.ProtocolError as err:
+            _json_error(ctx, protocol.BAD_REQUEST, err.message)
+            ctx.out.error(f"{command.name}: invalid reply from the manager: {render.visible(err.message)}")
+            return exitcodes.FAILURE
     if ctx.json:
         render.json_object(ctx.out, result)
     else:

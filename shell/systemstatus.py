@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from unitmgr.manager import protocol
 from unitmgr.shell import exitcodes, humanize, render
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def fetch_summary(request: Any) -> dict[str, Any]:
     """Return the manager's summary from three requests made with `request(cmd, args)`."""
     hello = request("hello", {})
     state = request("is-system-running", {})
-    units = request("list", {"all": True})["units"]
+    units = protocol.expand_table(request("list", {"all": True, "table": True}), "units")
     return {
         "host": hello.get("host", ""),
         "state": state.get("state", "unknown"),

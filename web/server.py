@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
+from unitmgr.manager import protocol
 from unitmgr.web.auth import Tokens
 from unitmgr.web.history import History
 
@@ -73,7 +74,7 @@ class Console:
             raise ConsoleError(HTTPStatus.BAD_GATEWAY, str(exc)) from None
 
     def units(self) -> list[dict[str, Any]]:
-        listing = self.request("list", {"all": True})["units"]
+        listing = protocol.expand_table(self.request("list", {"all": True, "table": True}), "units")
         try:
             top = {row["name"]: row for row in self.request("top", {"all": True})["units"]}
         except ConsoleError:

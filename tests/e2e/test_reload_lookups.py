@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 from support import write_unit
+from unitmgr.manager import protocol
 from unitwait import job_result, wait_state
 
 SLEEPER = "[Service]\nExecStart=/bin/sleep 1000\nTimeoutStopSec=2\n"
 
 
 def listed(manager, show_all: bool = True) -> list[str]:
-    return [row["name"] for row in manager.request("list", {"all": show_all})["units"]]
+    return [row["name"] for row in protocol.expand_table(manager.request("list", {"all": show_all}), "units")]
 
 
 def test_new_unit_file_loaded_without_reload(make_manager, tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from socketapps import HTTP_SERVER, PYTHON, LoopClient, http_get, write_script
 from support import free_port, wait_for, write_unit
+from unitmgr.manager import protocol
 
 
 def instance_states(manager, prefix: str = "web@") -> dict[str, str]:
-    units = manager.request("list", {"all": True})["units"]
+    units = protocol.expand_table(manager.request("list", {"all": True}), "units")
     return {u["name"]: u["active_state"] for u in units if u["name"].startswith(prefix)}
 
 

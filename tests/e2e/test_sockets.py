@@ -30,6 +30,7 @@ from socketapps import (
     write_script,
 )
 from support import free_port, wait_for, write_unit
+from unitmgr.manager import protocol
 
 
 def start_with_inherited_fd(manager, leaked_fd: int) -> None:
@@ -249,7 +250,7 @@ def test_accept_yes_serves_concurrent_clients(make_manager, tmp_path: Path) -> N
     assert len(pids) == 3, "every connection gets its own instance"
 
     def finished() -> bool:
-        units_now = manager.request("list", {"all": True})["units"]
+        units_now = protocol.expand_table(manager.request("list", {"all": True}), "units")
         return not [u for u in units_now if u["name"].startswith("echo@") and u["active_state"] != "inactive"]
 
     wait_for(finished, message="the connection instances to end")

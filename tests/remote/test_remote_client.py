@@ -7,6 +7,7 @@ import threading
 import pytest
 from sshclient import ClientHome, RemoteHost
 from sshserver import wait_for_process
+from unitmgr.manager import protocol
 from unitmgr.manager.paths import resolve
 from unitmgr.shell import ssh
 from unitmgr.shell.client import ClientError
@@ -29,7 +30,7 @@ def test_channel_kinds(options: RemoteOptions, direct_tcp: bool, kind: str):
         assert client.channel_kind == kind
         hello = client.request("hello")
         status = client.request("status", {"units": ["web"], "lines": 0})
-    assert hello["protocol"] == 1
+    assert hello["protocol"] == protocol.PROTOCOL_VERSION
     assert status["units"][0]["active_state"] == "active"
 
 
@@ -70,7 +71,7 @@ def test_connector_shares_ssh_connection(options: RemoteOptions):
     try:
         assert second.link is first.link
         first.close()
-        assert second.request("hello")["protocol"] == 1
+        assert second.request("hello")["protocol"] == protocol.PROTOCOL_VERSION
     finally:
         first.close()
         second.close()
@@ -79,7 +80,7 @@ def test_connector_shares_ssh_connection(options: RemoteOptions):
     third = connect()
     try:
         assert third.link is not first.link
-        assert third.request("hello")["protocol"] == 1
+        assert third.request("hello")["protocol"] == protocol.PROTOCOL_VERSION
     finally:
         third.close()
 

@@ -77,6 +77,7 @@ def test_usage_errors_exit_2(tmp_path: Path):
 
 def test_c_path_imports_no_heavy_modules(fake_manager):
     fake_manager.replies["status"] = {"units": [unit_status()]}
+    fake_manager.replies["list"] = {"columns": ["name"], "rows": []}
     code = (
         "import sys\n"
         "from unitmgr.shell.cli import main\n"
@@ -124,7 +125,7 @@ def test_json_and_stdin_commands(fake_manager):
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(objects) == 2
     assert objects[0]["units"][0]["main_pid"] == 1234
-    assert [r["args"] for r in fake_manager.requests] == [{"all": True}, {"all": False}]
+    assert [r["args"] for r in fake_manager.requests] == [{"all": True, "table": True}, {"all": False, "table": True}]
 
 
 def test_endpoint_and_server_key(fake_manager):

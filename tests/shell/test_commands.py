@@ -36,7 +36,7 @@ def test_parse_options_and_aliases():
                                  "--state", "running", "-t", "service"])
     assert inv.command.name == "list"
     assert inv.option("all") is True
-    assert inv.command.build_args(inv) == {"all": True, "types": ["service"],
+    assert inv.command.build_args(inv) == {"all": True, "types": ["service"], "table": True,
                                            "states": ["failed", "active", "running"]}
     logs = parse_words(REGISTRY, ["logs", "-n", "5", "-o", "cat", "web", "api"])
     assert logs.command.build_args(logs) == {"units": ["web", "api"], "lines": 5, "raw": False}

@@ -84,7 +84,7 @@ def test_json_after_command(text):
     status, stdout, stderr, requests = run_text(text, {"list": LIST_REPLY})
     assert status == 0, stderr
     assert json.loads(stdout) == LIST_REPLY
-    assert requests == [("list", {"all": False})]
+    assert requests == [("list", {"all": False, "table": True})]
 
 
 def test_json_after_one_command_only():
