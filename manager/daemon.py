@@ -10,6 +10,8 @@ pipes, timers from the loop's scheduler.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 import os
 import signal
@@ -240,6 +242,9 @@ class Manager:
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await self.start()
+        # The modules, the configuration and the endpoint live as long as the manager, so the
+        # cyclic collector stops visiting them. Visiting them took 20 to 35 ms of a boot of 500 units.
+        gc.freeze()
         boot = asyncio.ensure_future(self.boot())
         self.boot_task = boot
         if ready is not None:
@@ -284,17 +289,22 @@ class Manager:
     # -- identity ---------------------------------------------------------
 
     def hello(self) -> dict[str, Any]:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            package_version = version("unitmgr")
-        except PackageNotFoundError:
-            package_version = "unknown"
         return {
             "protocol": PROTOCOL_VERSION,
-            "version": package_version,
+            "version": _package_version(),
             "pid": os.getpid(),
             "user": self._manager_vars.get("USER", ""),
             "host": socket.gethostname(),
             "started": self.started_at,
         }
+
+
+@functools.cache
+def _package_version() -> str:
+    """Return the version of the running code, read once: an upgrade on disk does not change what runs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unitmgr")
+    except PackageNotFoundError:
+        return "unknown"

@@ -15,6 +15,7 @@ import logging
 import os
 
 from unitmgr.manager.logstore import STDERR, STDOUT, UnitLog
+from unitmgr.manager.pipepoller import PipePoller, pipe_poller
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,16 @@ LOG_TARGETS = {"journal", "kmsg", "journal+console", "kmsg+console", "syslog", "
 class PipeReader:
     """Reads one pipe into a unit's log until EOF."""
 
+    # Two per running service (stdout and stderr), so no instance dict for each.
+    __slots__ = ("loop", "writer", "stream", "read_fd", "write_fd", "pid", "splice", "poller")
+
     def __init__(self, loop: asyncio.AbstractEventLoop, writer: UnitLog, stream: int):
         self.loop = loop
         self.writer = writer
         self.stream = stream
         self.read_fd, self.write_fd = os.pipe()
         self.pid = 0
-        self.done = loop.create_future()
+        self.poller: PipePoller | None = None
         # splice(2) moves the bytes from the pipe to the file inside the kernel.
         self.splice = hasattr(os, "splice")
         try:
@@ -54,7 +58,8 @@ class PipeReader:
         os.close(self.write_fd)
         self.write_fd = -1
         os.set_blocking(self.read_fd, False)
-        self.loop.add_reader(self.read_fd, self._on_readable)
+        self.poller = pipe_poller(self.loop)
+        self.poller.add(self.read_fd, self._on_readable)
 
     def abandon(self) -> None:
         """Close both ends after a spawn that failed."""
@@ -62,8 +67,6 @@ class PipeReader:
             if fd >= 0:
                 os.close(fd)
         self.read_fd = self.write_fd = -1
-        if not self.done.done():
-            self.done.set_result(None)
 
     def _on_readable(self) -> None:
         # Several reads per wake-up: a fast writer refills the pipe while the
@@ -125,11 +128,10 @@ class PipeReader:
 
     def _finish(self) -> None:
         self.writer.write(b"", self.stream, self.pid, eof=True)
-        self.loop.remove_reader(self.read_fd)
+        if self.poller is not None:
+            self.poller.remove(self.read_fd)
         os.close(self.read_fd)
         self.read_fd = -1
-        if not self.done.done():
-            self.done.set_result(None)
 
 
 class StdioTargets:

@@ -62,7 +62,7 @@ CPU_WINDOW = 10.0
 TOP_SAMPLE_DELAY = 0.5
 
 
-@dataclass
+@dataclass(slots=True)
 class UnitResources:
     """Per-unit state that the tracker keeps between samples."""
 
@@ -78,7 +78,8 @@ class UnitResources:
     previous_sample: UnitSample | None = None
     limit_hit: dict[str, Any] | None = None
     tasks_killed: int = 0
-    warned_unit: object = None
+    # The unit definition that `settings` was parsed from and whose warnings were logged.
+    settings_unit: object = None
     # memory.events oom_kill when the invocation began: the counter never resets,
     # and a cgroup kept by KillMode=process carries the count of earlier runs.
     oom_kills_before: int = 0
@@ -125,10 +126,14 @@ class ResourceTracker:
                 enforcers["manager"].append(f"{name}=")
             else:
                 enforcers["nobody"].append(f"{name}=")
+        from unitmgr.manager.spawn import clone3_enabled
+
         log.info("resource control: a cgroup per unit under %s; cgroup.kill %s; controllers enabled: %s; "
-                 "limits enforced by the kernel: %s; by the manager: %s; by nobody: %s",
+                 "limits enforced by the kernel: %s; by the manager: %s; by nobody: %s; "
+                 "processes start %s",
                  self.tree.base, "available" if self.support.has_kill else "missing", enabled,
-                 *(", ".join(names) or "none" for names in enforcers.values()))
+                 *(", ".join(names) or "none" for names in enforcers.values()),
+                 "inside their cgroup (clone3)" if clone3_enabled() else "outside and then join their cgroup")
 
     def shutdown(self) -> None:
         self.watcher.stop()
@@ -138,22 +143,27 @@ class ResourceTracker:
     # -- spawning -----------------------------------------------------------
 
     def _entry(self, runtime: ServiceRuntime) -> UnitResources:
-        entry = self.units.setdefault(runtime.name, UnitResources())
+        entry = self.units.get(runtime.name)
+        if entry is None:
+            entry = self.units[runtime.name] = UnitResources()
         if entry.invocation_id != runtime.invocation_id:
             self._begin_invocation(runtime, entry)
         return entry
 
     def _begin_invocation(self, runtime: ServiceRuntime, entry: UnitResources) -> None:
         entry.invocation_id = runtime.invocation_id
-        entry.settings = resource_settings(lambda key: runtime.unit.get("Service", key))
+        new_definition = entry.settings_unit is not runtime.unit
+        if new_definition:
+            # Parsed once per definition, because only daemon-reload replaces runtime.unit.
+            entry.settings = resource_settings(lambda key: runtime.unit.get("Service", key))
         entry.memory_peak = 0
         entry.last_sample = entry.previous_sample = None
         entry.enforced_by = self._decide_enforcement(runtime.name, entry.settings)
         # Only kernel_oom_killed() reads the count, and only where the kernel enforces MemoryMax=.
         kernel_memory = entry.enforced_by.get("MemoryMax") == "kernel"
         entry.oom_kills_before = self._oom_kills(runtime.name) if kernel_memory else 0
-        if entry.warned_unit is not runtime.unit:
-            entry.warned_unit = runtime.unit
+        if new_definition:
+            entry.settings_unit = runtime.unit
             for warning in self.load_warnings(entry):
                 log.warning("%s: %s", runtime.name, warning)
 

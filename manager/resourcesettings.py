@@ -2,8 +2,9 @@
 
 The unit loader stores `MemoryMax=`, `CPUAffinity=`, `IOSchedulingClass=`
 and their relatives as the text written in the file. This module turns them
-into numbers once per start. An invalid value is ignored with a warning
-that names the value and the accepted forms, as systemd does at load.
+into numbers, which the manager does once per unit definition (again after
+daemon-reload). An invalid value is ignored with a warning that names the
+value and the accepted forms, as systemd does at load.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from unitmgr.units.values import UnitValueError, parse_size_or_percent
 DEFAULT_QUOTA_PERIOD = 0.1
 
 
-@dataclass
+@dataclass(slots=True)
 class ResourceSettings:
     """Parsed limits; None means unset (or infinity for the limits)."""
 

@@ -146,22 +146,25 @@ class UnitRuntime:
         }
 
 
-def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[tuple[str, int], ...]:
-    """Modification times of a unit's fragment, drop-ins and drop-in folders (0 when missing)."""
+def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[int, ...]:
+    """Return the modification times of a unit's fragment, drop-ins and drop-in folders (0 when missing).
+
+    The paths are left out because they follow from `unit` and `unit_dirs`. So two results
+    for the same definition compare time by time, and each runtime keeps only numbers."""
     paths = [unit.fragment_path or "", *unit.dropin_paths]
     for directory in unit_dirs:
-        paths.append(str(Path(directory) / f"{unit.name}.d"))
+        paths.append(os.path.join(directory, f"{unit.name}.d"))
         if unit.fragment_path is None:
             # A unit without a file yet: creating one is a change.
-            paths.append(str(Path(directory) / unit.name))
+            paths.append(os.path.join(directory, unit.name))
     stamps = []
     for path in paths:
         if not path or path.startswith("<"):
             continue
         try:
-            stamps.append((path, os.stat(path).st_mtime_ns))
+            stamps.append(os.stat(path).st_mtime_ns)
         except OSError:
-            stamps.append((path, 0))
+            stamps.append(0)
     return tuple(stamps)
 
 

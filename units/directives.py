@@ -165,8 +165,35 @@ def _computed_default(unit: Unit, section: str, key: str) -> tuple[bool, Any]:
     return False, None
 
 
+# The Service keys whose default _computed_default() derives from other settings.
+_COMPUTED_KEYS = frozenset({"Type", "TimeoutStartSec"})
+
+
+def _fixed_defaults() -> dict[str, dict[str, Any]]:
+    """Return the declared defaults that depend on neither the unit nor the manager, by section and key."""
+    fixed: dict[str, dict[str, Any]] = {}
+    for section, declared in _TABLE.items():
+        fixed[section] = {}
+        for name, directive in declared.items():
+            if (section, name) in DEFAULTED_DIRECTIVES or (section == "Service" and name in _COMPUTED_KEYS):
+                continue
+            fixed[section][name] = directive.default
+    return fixed
+
+
+# Looked up first by default_value(), because the manager reads defaults many times per start.
+_FIXED_DEFAULTS = _fixed_defaults()
+
+
 def default_value(unit: Unit, section: str, key: str) -> Any:
     """Return the default of `[section] key=` for `unit`, computing the dependent ones."""
+    fixed = _FIXED_DEFAULTS.get(section)
+    if fixed is not None and key in fixed:
+        default = fixed[key]
+        # A caller may change the list or dict it gets, so each lookup gets its own copy.
+        if isinstance(default, (list, dict)):
+            return copy.copy(default)
+        return default
     computed, value = _computed_default(unit, section, key)
     if computed:
         return value

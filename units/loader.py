@@ -148,6 +148,9 @@ class UnitLoader:
         self.context = context
         self.defaults = defaults
         self._cache: dict[str, Unit] = {}
+        # Names that no file or built-in provides. They are kept as names rather than Units
+        # because the manager looks up NAME.socket for every service it starts.
+        self._missing: set[str] = set()
         self._index: list[_DirectoryIndex] | None = None
         self._aliases: dict[str, list[str]] | None = None
         self._names: list[str] | None = None
@@ -158,6 +161,7 @@ class UnitLoader:
     def invalidate(self) -> None:
         """Drop every cached unit, directory listing and name list (daemon-reload)."""
         self._cache.clear()
+        self._missing.clear()
         self._drop_listing()
 
     def _drop_listing(self) -> None:
@@ -182,6 +186,7 @@ class UnitLoader:
         log.debug("a unit directory changed since it was listed; listing %s again",
                   ", ".join(str(d) for d in self.search_path))
         self._drop_listing()
+        self._missing.clear()
         for name in [n for n, unit in self._cache.items() if unit.load_state == "not-found"]:
             del self._cache[name]
         return True
@@ -276,12 +281,18 @@ class UnitLoader:
         if cached is not None:
             if cached.load_state != "not-found" or not self.refresh_listing():
                 return cached
+        elif name in self._missing and not self.refresh_listing():
+            return _not_found(name)
         listed_before = self._index is not None
         unit = self._load_uncached(name, seen=set())
         # A listing taken by this very call is current, so only an older one is checked.
         if unit.load_state == "not-found" and listed_before and self.refresh_listing():
             unit = self._load_uncached(name, seen=set())
-        self._cache[name] = unit
+        if unit.load_state == "not-found" and unit.name == name and unit.fragment_path is None:
+            self._cache.pop(name, None)
+            self._missing.add(name)
+        else:
+            self._cache[name] = unit
         return unit
 
     def _load_uncached(self, name: str, seen: set[str]) -> Unit:
@@ -331,8 +342,7 @@ class UnitLoader:
         elif name in BUILTIN_UNITS:
             fragment = (BUILTIN_PATH_PREFIX + name, BUILTIN_UNITS[name])
         else:
-            return Unit(name=name, kind=names.unit_type(name), load_state="not-found",
-                        load_error=f"Unit {name} not found.")
+            return _not_found(name)
         aliases = self._aliases_of(name)
         unit = build_unit(name, fragment, self._dropins(name, aliases), self.context,
                           self.defaults)
@@ -430,6 +440,11 @@ class UnitLoader:
         wants = self._dependency_entries(target, ".wants")
         requires = self._dependency_entries(target, ".requires")
         return wants + [n for n in requires if n not in wants]
+
+
+def _not_found(name: str) -> Unit:
+    """Return a new Unit for a name that no file or built-in provides."""
+    return Unit(name=name, kind=names.unit_type(name), load_state="not-found", load_error=f"Unit {name} not found.")
 
 
 def load_file(path: Path, context: SpecifierContext, name: str | None = None) -> Unit:

@@ -97,7 +97,7 @@ def test_limits_rewritten_for_new_invocation(tmp_path: Path) -> None:
     memory_max = Path(spec.cgroup) / "memory.max"
     assert memory_max.read_text() == str(64 << 20)
 
-    runtime.unit.settings["Service"] = {}
+    runtime.unit = Unit(name="limited.service", kind="service")  # as daemon-reload replaces it
     runtime.invocation_id = "5678"
     tracker.prepare_spawn(runtime, spawn_spec())
     assert memory_max.read_text() == "max"
