@@ -60,12 +60,21 @@ def _implicit(unit: Unit, key: str) -> list[str]:
     return []
 
 
-def dependencies(unit: Unit, key: str) -> list[str]:
+def dependencies(unit: Unit, key: str) -> tuple[str, ...]:
+    """Return the units `unit` names under `key`, with the implicit ones, computed once per unit definition.
+
+    A start of one service asks for about 20 of these lists.
+    """
+    cache_key = ("dependencies", key)
+    cached = unit.derived.get(cache_key)
+    if cached is not None:
+        return cached
     names = _explicit(unit, key)
     for other in _implicit(unit, key):
         if other not in names and other != unit.name:
             names.append(other)
-    return names
+    result = unit.derived[cache_key] = tuple(names)
+    return result
 
 
 def target_member_order(unit: Unit, lookup: dict[str, Unit]) -> list[str]:

@@ -159,7 +159,7 @@ class Transactions:
         edges: dict[str, set[str]] = {name: set() for name in units}
         lookup = {name: runtime.unit for name, runtime in units.items()}
         for name, runtime in units.items():
-            after = dependencies(runtime.unit, "After") + target_member_order(runtime.unit, lookup)
+            after = [*dependencies(runtime.unit, "After"), *target_member_order(runtime.unit, lookup)]
             for other in after:
                 if other in units and other != name:
                     edges[name].add(other)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,12 @@ def _read_text(path: Path) -> str:
 def is_mask(path: Path) -> bool:
     """Return whether `path` masks a unit: a link to /dev/null or an empty file."""
     try:
-        if path.is_symlink() and os.path.realpath(path) == DEV_NULL:
-            return True
-        return path.is_file() and path.stat().st_size == 0
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            if os.path.realpath(path) == DEV_NULL:
+                return True
+            info = os.stat(path)
+        return stat.S_ISREG(info.st_mode) and info.st_size == 0
     except OSError:
         return False
 

@@ -103,6 +103,10 @@ class Unit:
     aliases: list[str] = field(default_factory=list)
     # The manager's DefaultRestartSec= and friends (units/defaults.py); None means systemd's.
     defaults: ManagerDefaults | None = None
+    # Values derived from the settings by their readers, such as the manager's dependency
+    # lists. Settings do not change once the loader returns the unit (daemon-reload builds
+    # new units), so a derived value stays valid for the life of the object.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def prefix(self) -> str:

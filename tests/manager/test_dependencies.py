@@ -15,13 +15,13 @@ def unit(name: str, text: str):
 
 def test_service_default_dependencies() -> None:
     web = unit("web.service", "[Unit]\nAfter=db.service\n[Service]\nExecStart=/bin/true\n")
-    assert dependencies(web, "Requires") == ["basic.target"]
-    assert dependencies(web, "After") == ["db.service", "basic.target"]
-    assert dependencies(web, "Conflicts") == ["shutdown.target"]
-    assert dependencies(web, "Before") == ["shutdown.target"]
+    assert list(dependencies(web, "Requires")) == ["basic.target"]
+    assert list(dependencies(web, "After")) == ["db.service", "basic.target"]
+    assert list(dependencies(web, "Conflicts")) == ["shutdown.target"]
+    assert list(dependencies(web, "Before")) == ["shutdown.target"]
     bare = unit("bare.service", "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/true\n")
-    assert dependencies(bare, "Requires") == []
-    assert dependencies(bare, "After") == []
+    assert list(dependencies(bare, "Requires")) == []
+    assert list(dependencies(bare, "After")) == []
 
 
 def test_target_orders_after_members() -> None:
@@ -31,14 +31,14 @@ def test_target_orders_after_members() -> None:
     lookup = {u.name: u for u in (group, a, b)}
     # b orders itself after the target, so the target does not wait for b; c is not loaded.
     assert target_member_order(group, lookup) == ["a.service"]
-    assert dependencies(group, "Conflicts") == ["shutdown.target"]
+    assert list(dependencies(group, "Conflicts")) == ["shutdown.target"]
     loose = unit("loose.target", "[Unit]\nWants=a.service\nDefaultDependencies=no\n")
     assert target_member_order(loose, lookup | {"loose.target": loose}) == []
 
 
 def test_old_bind_spelling_merged() -> None:
     old = unit("old.service", "[Unit]\nBindTo=x.service\n[Service]\nExecStart=/bin/true\n")
-    assert dependencies(old, "BindsTo") == ["x.service"]
+    assert list(dependencies(old, "BindsTo")) == ["x.service"]
 
 
 def test_find_cycles_names_every_member() -> None:
@@ -63,3 +63,12 @@ def test_start_limit_disabled() -> None:
     for interval, burst in ((0.0, 5), (10.0, 0)):
         limit = StartLimit(interval=interval, burst=burst)
         assert all(limit.allow(float(t) / 100) for t in range(50))
+
+
+def test_dependencies_computed_once_per_definition() -> None:
+    web = unit("web.service", "[Unit]\nAfter=db.service\n")
+    first = dependencies(web, "After")
+    assert dependencies(web, "After") is first
+    # daemon-reload builds a new unit, which computes its own lists.
+    reloaded = unit("web.service", "[Unit]\nAfter=cache.service\n")
+    assert list(dependencies(reloaded, "After")) == ["cache.service", "basic.target"]
