@@ -75,6 +75,8 @@ class Manager:
         # Set by request_shutdown(); the process exit status (see container.py).
         self.exit_code = 0
         self.force_exit = False
+        # Set once the shutdown begins: start jobs that have not run yet are canceled (jobs.py).
+        self.shutting_down = False
         self.boot_task: asyncio.Future | None = None
         self.server: Any = None
         self._manager_vars: dict[str, str] = {}
@@ -251,6 +253,7 @@ class Manager:
             ready()
         await self.shutdown_requested.wait()
         log.info("shutting down: stopping all units")
+        self.shutting_down = True
         boot.cancel()
         await self.shutdown()
 

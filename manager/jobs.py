@@ -54,6 +54,11 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
     if kind == "stop":
         # Start jobs still waiting for their ordering see this and give up (see _start_one).
         runtime.stop_requests += 1
+    elif kind == "start" and getattr(runtime.manager, "shutting_down", False):
+        # The shutdown's stop of every unit has already chosen its units, so a start now
+        # would leave a process running after the manager exits.
+        log.info("%s: start canceled: the manager is shutting down", runtime.name)
+        return "canceled"
     while runtime.job is not None:
         current = runtime.job
         if current.kind == kind and kind in ("start", "stop", "reload"):

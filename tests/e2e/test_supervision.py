@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import zmq
-from support import wait_for, write_unit
+from support import kill_and_reap, processes_with_env, wait_for, write_unit
 
 STUBBORN = """\
 [Unit]
@@ -140,3 +140,21 @@ def test_garbage_gets_error_and_manager_serves(make_manager, tmp_path: Path) -> 
     finally:
         sock.close()
         context.term()
+
+
+def test_shutdown_cancels_waiting_starts(make_manager, tmp_path: Path) -> None:
+    # late.service waits for slow.service's start when the manager is told to stop. Its start
+    # job must be canceled: starting it then would leave a process behind the exiting manager.
+    units = tmp_path / "units"
+    write_unit(units, "slow.service", "[Service]\nType=oneshot\nExecStart=/bin/sleep 1000\n", enable=True)
+    write_unit(units, "late.service", "[Unit]\nAfter=slow.service\n[Service]\nExecStart=/bin/sleep 1001\n",
+               enable=True)
+    manager = make_manager(units)
+    wait_for(lambda: manager.status("slow")["active_state"] == "activating", message="slow.service starting")
+
+    assert manager.stop() is not None
+    leftovers = processes_with_env(manager.marker)
+    kill_and_reap(leftovers)
+    assert leftovers == [], "no unit process may outlive the manager"
+    log = manager.log_path.read_text()
+    assert "late.service: start canceled: the manager is shutting down" in log
