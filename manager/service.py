@@ -287,9 +287,12 @@ class ServiceRuntime(UnitRuntime):
             self.set_state(ActiveState.ACTIVATING, "condition")
             for command in self.setting("ExecCondition"):
                 await self._run_condition(command)
-        self.set_state(ActiveState.ACTIVATING, "start-pre")
-        for command in self.setting("ExecStartPre"):
-            await self.run_control("ExecStartPre", command)
+        # As in systemd, a phase without commands is skipped, not entered: its sub-state never shows.
+        start_pre = self.setting("ExecStartPre")
+        if start_pre:
+            self.set_state(ActiveState.ACTIVATING, "start-pre")
+            for command in start_pre:
+                await self.run_control("ExecStartPre", command)
         self.set_state(ActiveState.ACTIVATING, "start")
         kind = self.service_type
         if kind == "dbus":
@@ -303,9 +306,11 @@ class ServiceRuntime(UnitRuntime):
             await self._start_main(wait_exec=kind in ("exec", *NOTIFY_TYPES))
             if kind in NOTIFY_TYPES:
                 await self._wait_ready()
-        self.set_state(ActiveState.ACTIVATING, "start-post")
-        for command in self.setting("ExecStartPost"):
-            await self.run_control("ExecStartPost", command)
+        start_post = self.setting("ExecStartPost")
+        if start_post:
+            self.set_state(ActiveState.ACTIVATING, "start-post")
+            for command in start_post:
+                await self.run_control("ExecStartPost", command)
         self.started_ok = True
 
     async def _run_condition(self, command: ExecCommand) -> None:

@@ -7,8 +7,11 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import zmq
 from support import kill_and_reap, processes_with_env, wait_for, write_unit
+from unitmgr.manager import paths as paths_module
+from unitmgr.shell.client import Client
 
 STUBBORN = """\
 [Unit]
@@ -158,3 +161,25 @@ def test_shutdown_cancels_waiting_starts(make_manager, tmp_path: Path) -> None:
     assert leftovers == [], "no unit process may outlive the manager"
     log = manager.log_path.read_text()
     assert "late.service: start canceled: the manager is shutting down" in log
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("", ["start", "running"]),
+    ("ExecStartPre=/bin/true\nExecStartPost=/bin/true\n", ["start-pre", "start", "start-post", "running"]),
+], ids=["plain", "pre-and-post"])
+def test_start_phases_without_commands_skipped(make_manager, tmp_path: Path, extra: str,
+                                               expected: list[str]) -> None:
+    # As in systemd, a start phase with no commands is never entered, so its sub-state never shows.
+    units = tmp_path / "units"
+    write_unit(units, "phases.service", f"[Service]\n{extra}ExecStart=/bin/sleep 1000\n")
+    manager = make_manager(units)
+    with Client.local(paths_module.resolve(manager.env)) as client:
+        client.subscribe(["state"], ["phases"])
+        client.request("start", {"units": ["phases"], "no_block": True})
+        seen: list[str] = []
+        for event in client.iter_events(timeout=10):
+            if event.get("event") == "state" and event.get("unit") == "phases.service":
+                seen.append(event["sub_state"])
+                if event["sub_state"] == "running":
+                    break
+    assert seen == expected
