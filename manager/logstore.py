@@ -192,7 +192,10 @@ class UnitLog:
 
     def _rotate(self) -> None:
         self.close()
-        for number in range(self.keep_files, _last_number(Path(self.base)) + 1):
+        # The oldest kept file goes first, so that no rename below replaces an existing file:
+        # ext4 writes a renamed file's data out at once when the rename replaces another one
+        # (auto_da_alloc), which made each rotation wait for the disk.
+        for number in range(max(self.keep_files - 1, 1), _last_number(Path(self.base)) + 1):
             for suffix in ("log", "idx"):
                 Path(f"{self.base}.{suffix}.{number}").unlink(missing_ok=True)
         for number in range(self.keep_files - 1, 0, -1):

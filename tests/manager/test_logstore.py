@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+from unitmgr.manager import logstore
 from unitmgr.manager.logstore import STDERR, STDOUT, LogStore, UnitLogOptions
 
 
@@ -51,6 +54,29 @@ def test_rotation_keeps_recent_files(tmp_path: Path) -> None:
     assert lines[-1].data == b"entry 0499"
     numbers = [int(line.data.split()[1]) for line in lines]
     assert numbers == sorted(numbers)
+
+
+def test_rotation_renames_onto_free_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ext4 writes a file out at once when a rename replaces another file, so rotation must not.
+    replaced: list[str] = []
+    real_replace = os.replace
+
+    def checked_replace(source: str | os.PathLike, target: str | os.PathLike) -> None:
+        if os.path.exists(target):
+            replaced.append(str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(logstore.os, "replace", checked_replace)
+    store = LogStore(tmp_path, max_bytes=1000, keep_files=3)
+    writer = store.writer("r.service")
+    for number in range(2000):  # 22 KB against files of at least 4 KiB: five rotations
+        writer.write(f"entry {number:04d}\n".encode(), STDOUT, 1)
+    assert replaced == []
+    assert sorted(p.name for p in tmp_path.glob("r.service.log*")) == [
+        "r.service.log", "r.service.log.1", "r.service.log.2"]
+    numbers = [int(line.data.split()[1]) for line in store.tail("r.service", 0)]
+    assert numbers == sorted(numbers)
+    assert numbers[-1] == 1999
 
 
 def test_deleted_file_is_recreated(tmp_path: Path) -> None:
