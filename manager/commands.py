@@ -171,7 +171,7 @@ class CommandHandler:
                                    getattr(runtime, "main_pid", 0))))
             listed_runtimes.append(runtime)
         if not args.get("table"):
-            # A client of protocol 1 neither asks for the table nor reads one.
+            # A client of protocol 1 neither requests the table nor reads one.
             columns = self._list_rows.columns
             return {"units": [dict(zip(columns, _list_values(name, runtime), strict=True))
                               for (name, _stamp), runtime in zip(entries, listed_runtimes, strict=True)]}

@@ -63,7 +63,7 @@ def _implicit(unit: Unit, key: str) -> list[str]:
 def dependencies(unit: Unit, key: str) -> tuple[str, ...]:
     """Return the units `unit` names under `key`, with the implicit ones, computed once per unit definition.
 
-    A start of one service asks for about 20 of these lists.
+    A start of one service reads about 20 of these lists.
     """
     cache_key = ("dependencies", key)
     cached = unit.derived.get(cache_key)

@@ -12,7 +12,7 @@ A process with a cgroup is born in it: the C extension `_clone3`
 (_clone3.c) creates it with clone3(CLONE_INTO_CGROUP), as posix_spawn
 would but for the cgroup, so no migration waits on the kernel's cgroup lock.
 Where the extension is missing (no C compiler at install, an architecture
-other than x86-64), the kernel lacks clone3 or a seccomp filter refuses it,
+other than x86-64), the kernel lacks clone3 or a seccomp filter rejects it,
 or UNITMGR_NO_CLONE3=1 is set, /bin/sh writes 0 to the unit's
 `cgroup.procs`, which moves the shell itself, and then execs the program
 (cgroupjoin.py). Either way the program never runs outside its cgroup, so
@@ -44,7 +44,7 @@ class _NeverRaised(Exception):
     pass
 
 
-# Raised by _start() when the kernel refuses to create a process in its cgroup.
+# Raised by _start() when the kernel rejects creating a process in its cgroup.
 _CloneFailed: type[OSError] = _clone3.CloneFailed if _clone3 is not None else _NeverRaised  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ _clone3_enabled = _clone3 is not None and os.environ.get("UNITMGR_NO_CLONE3", ""
 
 
 def clone3_enabled() -> bool:
-    """Return whether processes are created in their cgroup by clone3 (until the kernel refuses it)."""
+    """Return whether processes are created in their cgroup by clone3 (until the kernel rejects it)."""
     return _clone3_enabled
 
 
@@ -208,7 +208,7 @@ def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple]
            cgroup_fd: int | None) -> int:
     """Start `path` in a new session with `actions` applied, inside the cgroup open at `cgroup_fd` if given.
 
-    Raise _clone3.CloneFailed when the kernel refuses to create the process in
+    Raise _clone3.CloneFailed when the kernel rejects creating the process in
     that cgroup; the caller then joins it the slower way.
     """
     if cgroup_fd is None:
@@ -223,7 +223,7 @@ def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple]
         _disable_clone3(exc)
         raise
     except _clone3.CloneFailed as exc:
-        log.debug("clone3 into cgroup refused (%s); joining after the spawn", exc.strerror)
+        log.debug("clone3 into cgroup failed (%s); joining the cgroup after the spawn", exc.strerror)
         raise
 
 

@@ -20,8 +20,8 @@ if ! "$python" -c 'import wheel' 2>/dev/null; then
 fi
 "$python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$outdir" .
 # With a C compiler the wheel carries manager/_clone3.c built for this machine
-# (cp311-abi3-linux_ARCH) and the package is for this architecture; without one
-# it is pure Python (py3-none-any) and for every architecture.
+# (cp311-abi3-linux_ARCH), so the package is for this architecture. Without one
+# the wheel is pure Python (py3-none-any) and the package is for every architecture.
 wheel=$(ls -t "$outdir"/unitmgr-"$version"-*.whl | head -n 1)
 case "$wheel" in
   *-none-any.whl) architecture=all ;;

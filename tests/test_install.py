@@ -63,9 +63,11 @@ def test_debian_package_builds(tmp_path: Path) -> None:
     contents = run("dpkg-deb", "--contents", str(deb)).stdout
     if "_clone3.abi3.so" in contents:
         architecture = run("dpkg", "--print-architecture").stdout.strip()
-        assert deb.name.endswith(f"_{architecture}.deb") and f"Architecture: {architecture}" in info
+        assert deb.name.endswith(f"_{architecture}.deb")
+        assert f"Architecture: {architecture}" in info
     else:
-        assert deb.name.endswith("_all.deb") and "Architecture: all" in info
+        assert deb.name.endswith("_all.deb")
+        assert "Architecture: all" in info
     for path in ("./usr/bin/unitmgr", "./usr/bin/unitsh", "unitmgr/manager/exechelper.py",
                  "unitmgr/units/loader.py", "unitmgr/shell/cli.py", "./etc/xdg/autostart/unitmgr.desktop",
                  "unitmgr/web/static/app.js", "./usr/share/man/man1/unitsh.1.gz"):

@@ -146,7 +146,7 @@ def test_garbage_gets_error_and_manager_serves(make_manager, tmp_path: Path) -> 
 
 
 def test_shutdown_cancels_waiting_starts(make_manager, tmp_path: Path) -> None:
-    # late.service waits for slow.service's start when the manager is told to stop. Its start
+    # late.service waits for slow.service's start when the manager receives SIGTERM. Its start
     # job must be canceled: starting it then would leave a process behind the exiting manager.
     units = tmp_path / "units"
     write_unit(units, "slow.service", "[Service]\nType=oneshot\nExecStart=/bin/sleep 1000\n", enable=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import test_cgroupjoin
-from unitmgr.manager.spawn import SpawnSpec, spawn
+from unitmgr.manager.spawn import SpawnSpec
 
 needs_cgroups = test_cgroupjoin.needs_cgroups
 # The fixtures, shared with the join's own tests: every test runs with clone3 and with the shell join.
@@ -22,23 +22,8 @@ PROBE = "import os,sys;sys.stdout.buffer.write(repr((open('/proc/self/environ','
 
 def run(spec: SpawnSpec) -> tuple[int, bytes, bytes]:
     """Run `spec`; return its exit code, its status pipe bytes and its output."""
-    read_fd, write_fd = os.pipe()
-    spec.stdout_fd = spec.stderr_fd = write_fd
-    try:
-        spawned = spawn(spec, os.getcwd())
-    finally:
-        os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    status = b""
-    if spawned.status_fd is not None:
-        while chunk := os.read(spawned.status_fd, 4096):
-            status += chunk
-        os.close(spawned.status_fd)
-    _pid, wait_status = os.waitpid(spawned.pid, 0)
-    return os.waitstatus_to_exitcode(wait_status), status, b"".join(chunks)
+    _spawned, code, status, output = test_cgroupjoin.run(spec)
+    return code, status, output
 
 
 def seen_by(spec: SpawnSpec) -> bytes:

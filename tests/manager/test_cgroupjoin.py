@@ -57,8 +57,10 @@ def run(spec: SpawnSpec) -> tuple[Spawned, int, bytes, bytes]:
     finally:
         os.close(write_fd)
     status = read_all(spawned.status_fd) if spawned.status_fd is not None else b""
+    # The output is read before the wait: a program writing more than a pipe buffer would block.
+    output = read_all(read_fd)
     _pid, wait_status = os.waitpid(spawned.pid, 0)
-    return spawned, os.waitstatus_to_exitcode(wait_status), status, read_all(read_fd)
+    return spawned, os.waitstatus_to_exitcode(wait_status), status, output
 
 
 def probe(cgroup: str, env: dict[str, str], argv: list[str] | None = None) -> SpawnSpec:
@@ -214,8 +216,8 @@ def test_clone3_extension_built() -> None:
 
 
 @pytest.mark.skipif(spawn_module._clone3 is None, reason="manager/_clone3.c was not built")
-def test_refused_clone3_joins_with_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A directory outside cgroupfs: the kernel refuses CLONE_INTO_CGROUP with EBADF for this spawn only.
+def test_rejected_clone3_joins_with_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A directory outside cgroupfs: the kernel rejects CLONE_INTO_CGROUP with EBADF for this spawn only.
     monkeypatch.setattr(spawn_module, "_clone3_enabled", True)
     spawned, code, status, _output = run(probe(str(tmp_path), {}))
     assert (code, status) == (0, b"")
@@ -227,11 +229,11 @@ def test_refused_clone3_joins_with_shell(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.skipif(spawn_module._clone3 is None, reason="manager/_clone3.c was not built")
 def test_kernel_without_clone3_disables_it(unit_cgroup: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Mocked: this kernel has clone3, so a kernel or seccomp filter without it is simulated.
-    def refuse(*_args: object) -> int:
+    def reject(*_args: object) -> int:
         raise spawn_module._clone3.CloneUnavailable(38, "Function not implemented")
 
     monkeypatch.setattr(spawn_module, "_clone3_enabled", True)
-    monkeypatch.setattr(spawn_module._clone3, "spawn", refuse)
+    monkeypatch.setattr(spawn_module._clone3, "spawn", reject)
     spawned, code, _status, output = run(probe(str(unit_cgroup), {}))
     assert code == 0
     assert spawned.status_fd is not None, "the shell joined instead"

@@ -285,8 +285,8 @@ def test_many_passed_fds(unit_cgroup: Path, leak_check: None) -> None:
 @needs_cgroups
 def test_cgroup_removed_after_open(unit_cgroup: Path, monkeypatch: pytest.MonkeyPatch, join_way: str,
                                    leak_check: None) -> None:
-    gone = unit_cgroup.parent / "gone.service"
-    gone.mkdir()
+    removed = unit_cgroup.parent / "removed.service"
+    removed.mkdir()
     open_cgroup = spawn_module._open_cgroup
 
     def open_then_remove(path: str) -> int | None:
@@ -296,7 +296,7 @@ def test_cgroup_removed_after_open(unit_cgroup: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(spawn_module, "_open_cgroup", open_then_remove)
     marker = unit_cgroup.parent / "ran"
-    spec = SpawnSpec("/bin/touch", ["/bin/touch", str(marker)], {}, -1, -1, cgroup=str(gone))
+    spec = SpawnSpec("/bin/touch", ["/bin/touch", str(marker)], {}, -1, -1, cgroup=str(removed))
     _spawned, code, _status, _output = test_cgroupjoin.run(spec)
     assert code == 219, "the join fails, as for any missing cgroup"
     assert not marker.exists(), "the program must not run outside its cgroup"
