@@ -398,7 +398,12 @@ def sockets_for_service(service: UnitRuntime) -> list[SocketRuntime]:
     manager = service.manager
     names = list(service.unit.get("Service", "Sockets") or [])
     if not names:
-        names.append(service.name.rsplit(".", 1)[0] + ".socket")
+        # The socket of the same name is looked up in the listing of the unit
+        # directories as it stands: a check of them for changes at every start
+        # cost a stat per directory, and a full listing while they were new.
+        implicit = service.name.rsplit(".", 1)[0] + ".socket"
+        if implicit in manager.runtimes or manager.loader.listed(implicit):
+            names.append(implicit)
         for sock in registry(manager).sockets():
             if not sock.accept and sock.service_name() == service.name and sock.name not in names:
                 names.append(sock.name)

@@ -246,6 +246,22 @@ class UnitLoader:
                     return candidate
         return None
 
+    def listed(self, name: str) -> bool:
+        """Return whether `name` or its template is a loaded unit or in the current listing.
+
+        Unlike load(), it never stats the search directories for changes: a
+        file added since the last listing shows up after a miss elsewhere or a
+        daemon-reload, as systemd sees new files only at daemon-reload.
+        """
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached.load_state != "not-found"
+        if name in self._missing:
+            return False
+        template = names.template_of(name)
+        return any(name in d.entries or (template is not None and template in d.entries)
+                   for d in self._directories())
+
     def find_file(self, name: str) -> Path | None:
         """Return the file (or link) that provides `name` in the search path, without templates."""
         return self._find_file(name)

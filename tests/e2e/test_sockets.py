@@ -199,6 +199,32 @@ def test_first_connection_starts_service(make_manager, tmp_path: Path) -> None:
     assert second_pid != first_pid
 
 
+def test_same_name_socket_added_later_needs_daemon_reload(make_manager, tmp_path: Path) -> None:
+    """A service gets its same-name socket from the unit files as last read, as in systemd."""
+    units = tmp_path / "units"
+    server = write_script(tmp_path, "server.py", HTTP_SERVER)
+    report = tmp_path / "report.json"
+    write_unit(units, "web.service", f"[Service]\nExecStart={PYTHON} {server} web {report}\n", enable=True)
+    manager = make_manager(units)
+    wait_for(report.exists, message="the first server's report")
+    first = json.loads(report.read_text())
+    assert first["LISTEN_FDS"] is None
+    report.unlink()
+
+    port = free_port()
+    write_unit(units, "web.socket", f"[Socket]\nListenStream=127.0.0.1:{port}\n")
+    reloaded = manager.unitsh("-c", "daemon-reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    restarted = manager.unitsh("-c", "restart web")
+    assert restarted.returncode == 0, restarted.stderr
+
+    wait_for(report.exists, message="the restarted server's report")
+    second = json.loads(report.read_text())
+    assert second["pid"] != first["pid"]
+    assert second["LISTEN_FDS"] == "1", second
+    assert http_get(("127.0.0.1", port)).startswith("web ")
+
+
 def test_crashing_service_fails_socket(make_manager, tmp_path: Path) -> None:
     """A service that exits without accepting is retried until its start limit, then the socket fails."""
     units = tmp_path / "units"

@@ -42,3 +42,31 @@ def test_builtin_not_missing(tmp_path: Path) -> None:
 
     assert loader.load("default.target").load_state == "loaded"
     assert loader.load("default.target") is loader.load("default.target")
+
+
+def test_listed_never_stats_directories(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "web.socket").write_text("[Socket]\nListenStream=127.0.0.1:0\n")
+    (tmp_path / "job@.socket").write_text("[Socket]\nListenStream=127.0.0.1:0\n")
+    loader = UnitLoader([tmp_path], CONTEXT)
+    assert loader.load("web.socket").load_state == "loaded"
+
+    # Every service start calls listed(), so it must not stat the search directories.
+    def no_stat(_search_path):
+        raise AssertionError("listed() checked the directories for changes")
+
+    monkeypatch.setattr("unitmgr.units.loader._directory_mtimes", no_stat)
+    assert loader.listed("web.socket")
+    assert loader.listed("job@1.socket")
+    assert not loader.listed("api.socket")
+    (tmp_path / "api.socket").write_text("[Socket]\nListenStream=127.0.0.1:0\n")
+    assert not loader.listed("api.socket")
+
+
+def test_listed_new_file_after_invalidate(tmp_path: Path) -> None:
+    loader = UnitLoader([tmp_path], CONTEXT)
+    assert not loader.listed("web.socket")
+    (tmp_path / "web.socket").write_text("[Socket]\nListenStream=127.0.0.1:0\n")
+
+    loader.invalidate()
+
+    assert loader.listed("web.socket")
