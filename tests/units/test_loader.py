@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 from unit_text import CONTEXT
-from unitmgr.units.loader import UnitLoader
+from unitmgr.units.loader import UnitLoader, is_mask
 
 
 def write(path: Path, text: str) -> Path:
@@ -228,3 +228,18 @@ def test_alias_loop_is_an_error_not_a_crash(tmp_path: Path) -> None:
         unit = loader.load(name)
         assert unit.load_state == "error"
         assert "symbolic links" in unit.load_error
+
+
+@pytest.mark.parametrize(("make", "masked"), [
+    (lambda p: os.symlink("/dev/null", p), True),
+    (lambda p: os.symlink("/dev/zero", p), True),  # systemd takes any character device as a mask
+    (lambda p: p.write_text(""), True),
+    (lambda p: p.write_text("[Service]\n"), False),
+    (lambda p: os.symlink("missing.service", p), False),
+    (lambda p: p.mkdir(), False),
+])
+def test_is_mask_file_kinds(tmp_path: Path, make, masked: bool) -> None:
+    path = tmp_path / "web.service"
+    make(path)
+
+    assert is_mask(path) is masked
