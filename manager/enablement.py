@@ -129,12 +129,20 @@ class Enablement:
 
     # -- is-enabled -------------------------------------------------------
 
-    def state(self, name: str, _seen: frozenset[str] = frozenset()) -> str:
-        """Return systemctl's is-enabled word for `name` ("web" means web.service)."""
+    def states(self, unit_names: list[str]) -> list[str]:
+        """Return the is-enabled word of each name, reading the search path once for all of them."""
+        links = LinkIndex(self.search_path, self._loader())
+        return [self.state(name, links=links) for name in unit_names]
+
+    def state(self, name: str, _seen: frozenset[str] = frozenset(), links: LinkIndex | None = None) -> str:
+        """Return systemctl's is-enabled word for `name` ("web" means web.service).
+
+        `links`, from states(), serves many names from one reading of the search path.
+        """
         name = names.complete_name(name)
         if not names.is_valid_name(name):
             return "not-found"
-        loader = self._loader()
+        loader = links.loader if links is not None else self._loader()
         path = self._locate(loader, name)
         if path is None:
             return "static" if name in BUILTIN_UNITS else "not-found"
@@ -146,8 +154,8 @@ class Enablement:
                 return "alias"
             instance = names.split_name(name)[1] or ""
             real = names.instance_name(alias, instance) if names.is_template(alias) else alias
-            return self.state(real, _seen | {name})
-        if self._has_links(name):
+            return self.state(real, _seen | {name}, links)
+        if links.enables(name) if links is not None else self._has_links(name):
             return "enabled"
         if path.is_symlink() and not loader.in_search_path(Path(os.path.realpath(path))):
             return "linked"
@@ -352,6 +360,41 @@ def _link_folders(directory: Path) -> list[Path]:
         return []
     return [directory / e for e in entries
             if e.endswith(LINK_FOLDER_SUFFIXES) and (directory / e).is_dir()]
+
+
+class LinkIndex:
+    """The links of a search path, read once, and the loader they were read with.
+
+    enables(name) returns what Enablement._has_links(name) returns, but that
+    reads every link again for each name.
+    """
+
+    def __init__(self, search_path: list[Path], loader: UnitLoader) -> None:
+        self.loader = loader
+        # Names that an alias link in a search directory points at, where the link has another name.
+        self.alias_targets: set[str] = set()
+        # The entries of .wants/, .requires/ and .upholds/ folders, their templates and link targets.
+        self.entries: set[str] = set()
+        self.entry_templates: set[str] = set()
+        self.entry_targets: set[str] = set()
+        for directory in search_path:
+            for entry, link in _links_in(directory):
+                target = _target_name(link)
+                if target != entry:
+                    self.alias_targets.add(target)
+            for folder in _link_folders(directory):
+                for entry, link in _links_in(folder):
+                    self.entries.add(entry)
+                    self.entry_templates.add(names.template_of(entry) or "")
+                    self.entry_targets.add(_target_name(link))
+
+    def enables(self, name: str) -> bool:
+        """Return whether a link in some search directory enables `name`."""
+        if name in self.alias_targets or name in self.entries:
+            return True
+        if names.is_template(name):
+            return name in self.entry_templates
+        return not names.is_instance(name) and name in self.entry_targets
 
 
 def _target_name(link: Path) -> str:

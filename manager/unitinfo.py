@@ -195,11 +195,9 @@ class UnitFileCommands:
         states = set(_string_list(args, "states"))
         loader = self.manager.loader
         loader.refresh_listing()
-        enablement = self.enablement
+        unit_names = loader.names()
         units = []
-        # TODO: state() lists the search path again for each unit, so this is quadratic in the unit count.
-        for name in loader.names():
-            state = enablement.state(name)
+        for name, state in zip(unit_names, self.enablement.states(unit_names), strict=True):
             if not states or state in states:
                 units.append({"name": name, "state": state})
         return {"units": units}
