@@ -36,6 +36,10 @@ class Generation:
     order: tuple[int, int]
     log_fd: int
     index_fd: int | None
+    # The part of the index read so far and the output bytes it records, so that each poll
+    # reads only the new records: a poll must not slow the manager it measures.
+    index_read: int = 0
+    output_bytes: int = 0
 
     def records(self) -> Iterator[tuple[int, int]]:
         """Yield (offset, length) of every output record; the whole file when there is no index."""
@@ -43,18 +47,30 @@ class Generation:
             yield 0, os.fstat(self.log_fd).st_size
             return
         size = os.fstat(self.index_fd).st_size
-        data = os.pread(self.index_fd, size - size % RECORD.size, 0)
-        for offset, _time, length, _pid, flags in RECORD.iter_unpack(data):
-            if length and not flags & META_FLAG and flags & STREAM_MASK != MANAGER_STREAM:
-                yield offset, length
+        yield from _output_records(os.pread(self.index_fd, size - size % RECORD.size, 0))
 
     def captured(self) -> int:
-        return sum(length for _, length in self.records())
+        if self.index_fd is None:
+            return os.fstat(self.log_fd).st_size
+        size = os.fstat(self.index_fd).st_size
+        end = size - size % RECORD.size
+        if end > self.index_read:
+            data = os.pread(self.index_fd, end - self.index_read, self.index_read)
+            self.index_read += len(data) - len(data) % RECORD.size
+            self.output_bytes += sum(length for _, length in _output_records(data))
+        return self.output_bytes
 
     def close(self) -> None:
         os.close(self.log_fd)
         if self.index_fd is not None:
             os.close(self.index_fd)
+
+
+def _output_records(data: bytes) -> Iterator[tuple[int, int]]:
+    """Yield (offset, length) of the unit's output records among whole index records in `data`."""
+    for offset, _time, length, _pid, flags in RECORD.iter_unpack(data[:len(data) - len(data) % RECORD.size]):
+        if length and not flags & META_FLAG and flags & STREAM_MASK != MANAGER_STREAM:
+            yield offset, length
 
 
 def _open_same(path: Path) -> int | None:

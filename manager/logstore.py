@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +69,15 @@ DEFAULT_KEEP_FILES = 4
 CHECK_INTERVAL = 0.2
 # Maximum length in bytes of a stored identifier; longer ones are cut.
 MAX_IDENTIFIER = 64
+
+# A splice of at least BULK_BYTES waiting in the pipe starts at a multiple of
+# PAGE_BYTES in UNIT.log, so the kernel copies whole pages. Each small record
+# before it (a process name, a manager line) would otherwise shift every later
+# page of output across two pages of the file: 20 to 30 % slower on the
+# machines measured. The gap left is a hole of zeros that no index record covers.
+PAGE_BYTES = 4096
+BULK_BYTES = 64 * 1024
+FIONREAD = 0x541B
 # Older files read to continue a line that rotation split. A line spread over
 # more files comes back with extra piece boundaries, but with its exact bytes.
 MAX_CARRY_FILES = 32
@@ -324,6 +335,8 @@ class UnitLog:
         then reads and calls write()). Data that cannot be stored is counted
         as dropped, never left in the pipe."""
         self._prepare(pid)
+        if self.size % PAGE_BYTES and _pipe_bytes(pipe_fd) >= BULK_BYTES:
+            self.size += PAGE_BYTES - self.size % PAGE_BYTES
         stamp = time.time()
         moved = os.splice(pipe_fd, self.data_fd, count, offset_dst=self.size, flags=os.SPLICE_F_NONBLOCK)
         if moved:
@@ -348,6 +361,14 @@ class UnitLog:
     def count_failure(self, length: int, pid: int, exc: OSError) -> None:
         """Record `length` bytes that a caller could not store."""
         self._failed(length, pid, exc)
+
+
+def _pipe_bytes(pipe_fd: int) -> int:
+    """Return the number of bytes waiting in a pipe, or 0 when FIONREAD fails."""
+    try:
+        return int.from_bytes(fcntl.ioctl(pipe_fd, FIONREAD, b"\0\0\0\0"), sys.byteorder, signed=True)
+    except OSError:
+        return 0
 
 
 def _same_file(path: str, fd: int) -> bool:

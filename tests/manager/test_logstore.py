@@ -350,3 +350,52 @@ def test_spawned_process_named_from_path(tmp_path: Path) -> None:
     writer.name_process(999_999_999, "/usr/local/bin/a-very-long-program-name")
     assert writer.identifier_of(999_999_999) == "a-very-long-pro"
     writer.close()
+
+
+def _output_offsets(directory: Path, unit: str) -> list[tuple[int, int]]:
+    """Return (offset, length) of the output records in the unit's current index."""
+    data = (directory / f"{unit}.idx").read_bytes()
+    return [(offset, length) for offset, _time, length, _pid, flags in logstore.RECORD.iter_unpack(data)
+            if length and flags & logstore.STREAM_MASK in (STDOUT, STDERR) and not flags & logstore.META_FLAG]
+
+
+def _splice_all(writer: logstore.UnitLog, payload: bytes, pid: int) -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, payload)
+        moved = 0
+        while moved < len(payload):
+            moved += writer.splice_from(read_fd, 256 * 1024, STDOUT, pid)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_bulk_splice_starts_on_page(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    writer = store.writer("b.service")
+    writer.write_message("Started b.service.")
+    bulk = b"".join(b"%07d\n" % number for number in range(8192))  # 64 KiB, one full default pipe
+
+    _splice_all(writer, bulk, 7)
+
+    [(offset, length)] = _output_offsets(tmp_path, "b.service")
+    assert offset % logstore.PAGE_BYTES == 0
+    assert length == len(bulk)
+    lines = store.tail("b.service", 0)
+    assert lines[0].data == b"Started b.service."
+    assert b"".join(line.data + b"\n" for line in lines[1:]) == bulk
+
+
+def test_small_splice_leaves_no_gap(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    writer = store.writer("s.service")
+    writer.write_message("Started s.service.")
+
+    _splice_all(writer, b"one line\n", 7)
+
+    [(offset, _length)] = _output_offsets(tmp_path, "s.service")
+    assert offset % logstore.PAGE_BYTES != 0
+    index = (tmp_path / "s.service.idx").read_bytes()
+    stored = sum(record[2] for record in logstore.RECORD.iter_unpack(index))
+    assert (tmp_path / "s.service.log").stat().st_size == stored, "a gap between records"
