@@ -60,6 +60,7 @@ from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the user
     file_name,
 )
 from unitmgr.manager.logreader import CarryIn, last_time, read_lines
+from unitmgr.manager.logremoval import remove_later
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class UnitLog:
         # (auto_da_alloc), which made each rotation wait for the disk.
         for number in range(max(self.keep_files - 1, 1), _last_number(Path(self.base)) + 1):
             for suffix in ("log", "idx"):
-                Path(f"{self.base}.{suffix}.{number}").unlink(missing_ok=True)
+                remove_later(f"{self.base}.{suffix}.{number}")
         for number in range(self.keep_files - 1, 0, -1):
             for suffix in ("log", "idx"):
                 older = Path(f"{self.base}.{suffix}.{number}")
@@ -217,7 +218,7 @@ class UnitLog:
                     os.replace(newer, older)
         if self.keep_files == 1:
             for suffix in ("log", "idx"):
-                Path(f"{self.base}.{suffix}").unlink(missing_ok=True)
+                remove_later(f"{self.base}.{suffix}")
         self._open()
 
     def _prepare(self, pid: int) -> None:
