@@ -39,8 +39,12 @@ def read_limited(path: Path | str, kind: str = "unit file", limit: int = MAX_UNI
         if size > limit:
             raise FileTooLargeError(path, size, limit, kind)
         # st_size is 0 for some special files, and a file may grow meanwhile, so
-        # reading one byte more than the limit detects a file over it.
-        data = file.read(limit + 1)
+        # reading up to one byte more than the limit detects a file over it. The
+        # first read requests the size found plus one byte: a read of the whole
+        # limit allocates a 4 MiB buffer each time (24 µs more per unit file).
+        data = file.read(size + 1 if size else limit + 1)
+        if size and len(data) > size:
+            data += file.read(limit + 1 - len(data))
     if len(data) > limit:
         raise FileTooLargeError(path, len(data), limit, kind)
     return data
