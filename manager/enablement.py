@@ -149,11 +149,15 @@ class Enablement:
         if is_mask(path):
             return "masked"
         alias = loader.alias_target(path)
-        if alias is not None:
-            if not names.is_instance(name) or alias in _seen:
-                return "alias"
+        real = None
+        if alias is not None and names.is_instance(name):
             instance = names.split_name(name)[1] or ""
             real = names.instance_name(alias, instance) if names.is_template(alias) else alias
+        # An instance linked to its own template (u@2.service -> u@.service) is no alias:
+        # the link only provides the instance's unit file.
+        if alias is not None and real != name:
+            if real is None or real in _seen:
+                return "alias"
             return self.state(real, _seen | {name}, links)
         if links.enables(name) if links is not None else self._has_links(name):
             return "enabled"

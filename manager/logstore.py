@@ -60,7 +60,7 @@ from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the user
     file_name,
 )
 from unitmgr.manager.logreader import CarryIn, last_time, read_lines
-from unitmgr.manager.logremoval import remove_later
+from unitmgr.manager.logremoval import remove_later, sweep_later, wait_idle
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ MAX_IDENTIFIER = 64
 # page of output across two pages of the file: 20 to 30 % slower on the
 # machines measured. The gap left is a hole of zeros that no index record covers.
 PAGE_BYTES = 4096
+# How long a stopping manager waits for rotated-out files to be deleted.
+CLOSE_WAIT_SECONDS = 2.0
 BULK_BYTES = 64 * 1024
 FIONREAD = 0x541B
 # Older files read to continue a line that rotation split. A line spread over
@@ -422,6 +424,7 @@ class LogStore:
         self.writer_callbacks: list[Callable[[UnitLog], None]] = []
         # Writers with queued MANAGER lines, which flush_messages() stores.
         self._flush_due: list[UnitLog] = []
+        sweep_later(str(directory))
 
     def options_for(self, unit: str) -> UnitLogOptions:
         if self.unit_options is not None:
@@ -475,6 +478,9 @@ class LogStore:
         self.flush_messages()
         for writer in self._writers.values():
             writer.close()
+        # Hidden files still queued then go at the next start's sweep.
+        if not wait_idle(CLOSE_WAIT_SECONDS):
+            log.info("log files removed by rotation are still being deleted; the next start finishes it")
 
     def dropped_bytes(self, unit: str) -> int:
         writer = self._writers.get(unit)

@@ -330,15 +330,14 @@ class UnitLoader:
                 return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
                             load_state="masked", load_error=f"Unit {name} is masked.")
             alias = self._alias_target(path)
-            if alias is not None and alias not in seen:
-                return self._load_alias(name, alias, template, seen)
+            real = _alias_unit(name, alias, template) if alias is not None else None
+            # A name already on the way (a cycle of aliases, or an instance linked to its own
+            # template, as in u@2.service -> u@.service) is read as a unit file.
+            if real is not None and real not in seen:
+                return self._load_alias(name, real, seen)
         return self._load_fragment(name, path)
 
-    def _load_alias(self, name: str, alias: str, template: str | None, seen: set[str]) -> Unit:
-        # An instance of an aliased template is the same instance of the target template.
-        real = alias
-        if template and names.is_template(alias):
-            real = names.instance_name(alias, names.split_name(name)[1] or "")
+    def _load_alias(self, name: str, real: str, seen: set[str]) -> Unit:
         # Pass `seen` along: a fresh load() would restart the cycle check and
         # recurse forever on aliases that point at each other.
         unit = self._cache.get(real)
@@ -461,6 +460,16 @@ class UnitLoader:
         wants = self._dependency_entries(target, ".wants")
         requires = self._dependency_entries(target, ".requires")
         return wants + [n for n in requires if n not in wants]
+
+
+def _alias_unit(name: str, alias: str, template: str | None) -> str:
+    """Return the unit that the alias link `name` (found as itself or as its `template`) names.
+
+    An instance of an aliased template is the same instance of the target template.
+    """
+    if template and names.is_template(alias):
+        return names.instance_name(alias, names.split_name(name)[1] or "")
+    return alias
 
 
 def _not_found(name: str) -> Unit:

@@ -39,7 +39,7 @@ def test_rotation_unlinks_in_background(tmp_path: Path, monkeypatch: pytest.Monk
         "a.service.idx", "a.service.idx.1", "a.service.log", "a.service.log.1"]
 
 
-def test_leftovers_removed_at_first_rotation(tmp_path: Path) -> None:
+def test_leftover_gone_after_rotation(tmp_path: Path) -> None:
     leftover = tmp_path / f".b.service.log.3{logremoval.MARKER}1-1"
     leftover.write_bytes(b"from a manager that stopped before removing it")
     store = LogStore(tmp_path, max_bytes=4096, keep_files=2)
@@ -70,4 +70,25 @@ def test_failed_unlink_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCapt
 
 def test_missing_file_not_queued(tmp_path: Path) -> None:
     assert not logremoval.remove_later(str(tmp_path / "gone.service.log.2"))
+    assert _hidden(tmp_path) == []
+
+
+def test_store_sweeps_leftovers_when_opened(tmp_path: Path) -> None:
+    leftover = tmp_path / f".d.service.idx.2{logremoval.MARKER}9-9"
+    leftover.write_bytes(b"left by a manager that was killed")
+
+    LogStore(tmp_path)
+
+    assert logremoval.wait_idle(10)
+    assert not leftover.exists()
+
+
+def test_close_waits_for_removals(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=1)
+    writer = store.writer("e.service")
+    for number in range(2000):
+        writer.write(f"entry {number:05d}\n".encode(), STDOUT, 1)
+
+    store.close()
+
     assert _hidden(tmp_path) == []
