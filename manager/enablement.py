@@ -31,7 +31,7 @@ from pathlib import Path
 from unitmgr.units import names
 from unitmgr.units.assign import INSTALL_SPECIFIER_MESSAGE
 from unitmgr.units.builtin import BUILTIN_UNITS
-from unitmgr.units.loader import DEV_NULL, UnitLoader, is_mask
+from unitmgr.units.loader import DEV_NULL, UnitLoader, alias_unit, is_mask
 from unitmgr.units.model import Unit
 from unitmgr.units.specifiers import SpecifierContext
 
@@ -142,7 +142,9 @@ class Enablement:
         name = names.complete_name(name)
         if not names.is_valid_name(name):
             return "not-found"
-        loader = links.loader if links is not None else self._loader()
+        if links is None:
+            links = LinkIndex(self.search_path, self._loader())
+        loader = links.loader
         path = self._locate(loader, name)
         if path is None:
             return "static" if name in BUILTIN_UNITS else "not-found"
@@ -151,15 +153,14 @@ class Enablement:
         alias = loader.alias_target(path)
         real = None
         if alias is not None and names.is_instance(name):
-            instance = names.split_name(name)[1] or ""
-            real = names.instance_name(alias, instance) if names.is_template(alias) else alias
+            real = alias_unit(name, alias, names.template_of(name))
         # An instance linked to its own template (u@2.service -> u@.service) is no alias:
         # the link only provides the instance's unit file.
         if alias is not None and real != name:
             if real is None or real in _seen:
                 return "alias"
             return self.state(real, _seen | {name}, links)
-        if links.enables(name) if links is not None else self._has_links(name):
+        if links.enables(name):
             return "enabled"
         if path.is_symlink() and not loader.in_search_path(Path(os.path.realpath(path))):
             return "linked"
@@ -167,18 +168,6 @@ class Enablement:
         if install.get("WantedBy") or install.get("RequiredBy") or install.get("Alias"):
             return "disabled"
         return "indirect" if install.get("Also") else "static"
-
-    def _has_links(self, name: str) -> bool:
-        """Return whether a link in some search directory enables `name`."""
-        for directory in self.search_path:
-            for entry, link in _links_in(directory):
-                if entry != name and _target_name(link) == name:
-                    return True  # an alias link written by enable
-            for folder in _link_folders(directory):
-                for entry, link in _links_in(folder):
-                    if _enables(entry, link, name):
-                        return True
-        return False
 
     # -- enable -----------------------------------------------------------
 
@@ -367,11 +356,7 @@ def _link_folders(directory: Path) -> list[Path]:
 
 
 class LinkIndex:
-    """The links of a search path, read once, and the loader they were read with.
-
-    enables(name) returns what Enablement._has_links(name) returns, but that
-    reads every link again for each name.
-    """
+    """The links of a search path, read once, and the loader they were read with."""
 
     def __init__(self, search_path: list[Path], loader: UnitLoader) -> None:
         self.loader = loader
@@ -406,15 +391,6 @@ def _target_name(link: Path) -> str:
         return os.path.basename(os.readlink(link))
     except OSError:
         return ""
-
-
-def _enables(entry: str, link: Path, name: str) -> bool:
-    """Return whether a `.wants/`-style entry enables `name`."""
-    if entry == name:
-        return True
-    if names.is_template(name):
-        return names.template_of(entry) == name
-    return not names.is_instance(name) and _target_name(link) == name
 
 
 def _valid_alias(name: str, alias: str) -> bool:

@@ -249,9 +249,9 @@ class UnitLoader:
     def listed(self, name: str) -> bool:
         """Return whether `name` or its template is a loaded unit or in the current listing.
 
-        Unlike load(), it never stats the search directories for changes: a
-        file added since the last listing shows up after a miss elsewhere or a
-        daemon-reload, as systemd sees new files only at daemon-reload.
+        Unlike load(), it does not stat the search directories for changes. A
+        file added since the last listing appears after a miss elsewhere or a
+        daemon-reload, as in systemd, which reads new unit files at daemon-reload.
         """
         cached = self._cache.get(name)
         if cached is not None:
@@ -330,7 +330,7 @@ class UnitLoader:
                 return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
                             load_state="masked", load_error=f"Unit {name} is masked.")
             alias = self._alias_target(path)
-            real = _alias_unit(name, alias, template) if alias is not None else None
+            real = alias_unit(name, alias, template) if alias is not None else None
             # A name already on the way (a cycle of aliases, or an instance linked to its own
             # template, as in u@2.service -> u@.service) is read as a unit file.
             if real is not None and real not in seen:
@@ -462,7 +462,7 @@ class UnitLoader:
         return wants + [n for n in requires if n not in wants]
 
 
-def _alias_unit(name: str, alias: str, template: str | None) -> str:
+def alias_unit(name: str, alias: str, template: str | None) -> str:
     """Return the unit that the alias link `name` (found as itself or as its `template`) names.
 
     An instance of an aliased template is the same instance of the target template.
