@@ -36,8 +36,8 @@ class Generation:
     order: tuple[int, int]
     log_fd: int
     index_fd: int | None
-    # The part of the index read so far and the output bytes it records, so that each poll
-    # reads only the new records: a poll must not slow the manager it measures.
+    # The part of the index read so far and the output bytes it records. Each poll reads
+    # only the new records, so that it does not slow the manager it measures.
     index_read: int = 0
     output_bytes: int = 0
 

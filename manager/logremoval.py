@@ -139,4 +139,4 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            log.warning("could not remove the old log file %s: %s; remove it by hand", path, exc.strerror)
+            log.warning("removing the old log file %s failed: %s; remove it by hand", path, exc.strerror)

@@ -41,6 +41,7 @@ import fcntl
 import logging
 import os
 import sys
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,10 +78,9 @@ MAX_IDENTIFIER = 64
 # page of output across two pages of the file: 20 to 30 % slower on the
 # machines measured. The gap left is a hole of zeros that no index record covers.
 PAGE_BYTES = 4096
+BULK_BYTES = 64 * 1024
 # How long a stopping manager waits for rotated-out files to be deleted.
 CLOSE_WAIT_SECONDS = 2.0
-BULK_BYTES = 64 * 1024
-FIONREAD = 0x541B
 # Older files read to continue a line that rotation split. A line spread over
 # more files comes back with extra piece boundaries, but with its exact bytes.
 MAX_CARRY_FILES = 32
@@ -369,7 +369,7 @@ class UnitLog:
 def _pipe_bytes(pipe_fd: int) -> int:
     """Return the number of bytes waiting in a pipe, or 0 when FIONREAD fails."""
     try:
-        return int.from_bytes(fcntl.ioctl(pipe_fd, FIONREAD, b"\0\0\0\0"), sys.byteorder, signed=True)
+        return int.from_bytes(fcntl.ioctl(pipe_fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder, signed=True)
     except OSError:
         return 0
 
@@ -478,9 +478,10 @@ class LogStore:
         self.flush_messages()
         for writer in self._writers.values():
             writer.close()
-        # Hidden files still queued then go at the next start's sweep.
+        # Files still queued after the wait are removed by the next manager's sweep.
         if not wait_idle(CLOSE_WAIT_SECONDS):
-            log.info("log files removed by rotation are still being deleted; the next start finishes it")
+            log.info("deleting rotated-out log files timed out after %g s; the next manager start deletes the rest",
+                     CLOSE_WAIT_SECONDS)
 
     def dropped_bytes(self, unit: str) -> int:
         writer = self._writers.get(unit)

@@ -398,9 +398,9 @@ def sockets_for_service(service: UnitRuntime) -> list[SocketRuntime]:
     manager = service.manager
     names = list(service.unit.get("Service", "Sockets") or [])
     if not names:
-        # The socket of the same name is looked up in the listing of the unit
-        # directories as it stands: a check of them for changes at every start
-        # cost a stat per directory, and a full listing while they were new.
+        # The socket of the same name comes from the unit directories as last
+        # listed. Checking them for changes at every start cost a stat per
+        # directory, and a full listing while they were less than a second old.
         implicit = service.name.rsplit(".", 1)[0] + ".socket"
         if implicit in manager.runtimes or manager.loader.listed(implicit):
             names.append(implicit)

@@ -16,7 +16,7 @@ RUNS = 3
 # waits until the manager has read each piece (FIONREAD on its own pipe), so an
 # unfinished line is stored alone and the next bulk read starts after a hole.
 WRITER = f"""\
-import fcntl, os, sys, time
+import fcntl, os, sys, termios, time
 counter = sys.argv[1]
 run = int(open(counter).read()) if os.path.exists(counter) else 0
 open(counter, "w").write(str(run + 1))
@@ -24,7 +24,7 @@ open(counter, "w").write(str(run + 1))
 def emit(fd, data):
     os.write(fd, data)
     deadline = time.monotonic() + 10
-    while fcntl.ioctl(fd, 0x541B, b"\\0\\0\\0\\0") != b"\\0\\0\\0\\0" and time.monotonic() < deadline:
+    while fcntl.ioctl(fd, termios.FIONREAD, b"\\0\\0\\0\\0") != b"\\0\\0\\0\\0" and time.monotonic() < deadline:
         pass
 
 for part in range(3):

@@ -199,7 +199,7 @@ def test_first_connection_starts_service(make_manager, tmp_path: Path) -> None:
     assert second_pid != first_pid
 
 
-def test_same_name_socket_added_later_needs_daemon_reload(make_manager, tmp_path: Path) -> None:
+def test_added_socket_needs_daemon_reload(make_manager, tmp_path: Path) -> None:
     """A service gets its same-name socket from the unit files as last read, as in systemd."""
     units = tmp_path / "units"
     server = write_script(tmp_path, "server.py", HTTP_SERVER)
