@@ -14,7 +14,9 @@ ordering between its members, and the start goes on.
 Each unit has at most one job at a time, merged as systemd does: a second
 start or stop joins the one running, a stop cancels a start (running, or
 still waiting for its ordering) and takes over, anything else waits for the
-running job and then runs. Jobs on different units run concurrently, and
+running job and then runs. The stop of a restart is the exception: it waits
+for a start in progress instead of canceling it, so two restarts that meet
+(two shells, two hosts of a fan-out) both succeed, as systemd merges them. Jobs on different units run concurrently, and
 there is no global lock.
 """
 
@@ -49,9 +51,12 @@ def _deps(runtime: UnitRuntime, keys: tuple[str, ...]) -> list[str]:
     return names
 
 
-async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Awaitable[str]]) -> str:
-    """Run one job on one unit, merging with or replacing the job already running there."""
-    if kind == "stop":
+async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Awaitable[str]],
+                       replace_start: bool = True) -> str:
+    """Run one job on one unit, merging with or replacing the job already running there.
+
+    A stop with `replace_start` false (a restart's) waits for a start in progress instead of canceling it."""
+    if kind == "stop" and replace_start:
         # Start jobs still waiting for their ordering see this and give up (see _start_one).
         runtime.stop_requests += 1
     elif kind == "start" and getattr(runtime.manager, "shutting_down", False):
@@ -74,7 +79,7 @@ async def run_unit_job(runtime: UnitRuntime, kind: str, factory: Callable[[], Aw
             # The stop in progress handles the main process's exit itself. A start
             # job is only finishing when an exit is reported, so the exit waits for it.
             return "done"
-        if kind == "stop" and current.kind == "start":
+        if kind == "stop" and current.kind == "start" and replace_start:
             current.task.cancel()
         try:
             await asyncio.shield(current.task)
@@ -279,7 +284,7 @@ class Transactions:
                         queue.append(other.name)
         return found
 
-    async def stop_set(self, units: dict[str, UnitRuntime]) -> dict[str, str]:
+    async def stop_set(self, units: dict[str, UnitRuntime], replace_start: bool = True) -> dict[str, str]:
         edges = self._order_edges(units)
         # Stops run in reverse: a unit waits for the units ordered after it.
         reverse: dict[str, set[str]] = {name: set() for name in units}
@@ -293,7 +298,7 @@ class Transactions:
                 await asyncio.shield(futures[after])
             runtime = units[name]
             try:
-                result = await run_unit_job(runtime, "stop", runtime.run_stop)
+                result = await run_unit_job(runtime, "stop", runtime.run_stop, replace_start)
             except Exception:
                 log.exception("stop of %s failed", name)
                 result = "failed"
@@ -309,7 +314,7 @@ class Transactions:
         units = self._dependents(names)
         for runtime in units.values():
             runtime.restarting = True
-        await self.stop_set(units)
+        await self.stop_set(units, replace_start=False)
         return await self.start(list(units), cycles_out)
 
     async def reload(self, names: list[str]) -> dict[str, str]:

@@ -37,11 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import logging
 import os
-import sys
-import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +59,7 @@ from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the user
 )
 from unitmgr.manager.logreader import CarryIn, last_time, read_lines
 from unitmgr.manager.logremoval import remove_later, sweep_later, wait_idle
+from unitmgr.manager.splicestage import SpliceStage
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +70,11 @@ CHECK_INTERVAL = 0.2
 # Maximum length in bytes of a stored identifier; longer ones are cut.
 MAX_IDENTIFIER = 64
 
-# A splice of at least BULK_BYTES waiting in the pipe starts at a multiple of
-# PAGE_BYTES in UNIT.log, so the kernel copies whole pages. Each small record
-# before it (a process name, a manager line) would otherwise shift every later
-# page of output across two pages of the file: 20 to 30 % slower on the
-# machines measured. The gap left is a hole of zeros that no index record covers.
+# A splice of at least BULK_BYTES starts at a multiple of PAGE_BYTES in
+# UNIT.log, so the kernel copies whole pages. Each small record before it (a
+# process name, a manager line) would otherwise shift every later page of
+# output across two pages of the file: 20 to 30 % slower on the machines
+# measured. The gap left is a hole of zeros that no index record covers.
 PAGE_BYTES = 4096
 BULK_BYTES = 64 * 1024
 # How long a stopping manager waits for rotated-out files to be deleted.
@@ -330,23 +328,34 @@ class UnitLog:
         os.write(self.index_fd, index)
         self.size = offset
 
-    def splice_from(self, pipe_fd: int, count: int, stream: int, pid: int) -> int:
-        """Move up to `count` bytes from a pipe into the log without copying them through Python.
+    def splice_from(self, pipe_fd: int, stage: SpliceStage, stream: int, pid: int) -> int:
+        """Move what waits in a pipe into the log through `stage`, without copying it through Python.
 
         Return the bytes moved: 0 at EOF. Raise BlockingIOError when the pipe
-        is empty, and OSError when splicing is not possible here (the caller
-        then reads and calls write()). Data that cannot be stored is counted
-        as dropped, never left in the pipe."""
+        is empty, and OSError when a splice failed; the bytes stored before the
+        failure are in the log, and the caller takes the rest back from `stage`
+        (see output.py)."""
         self._prepare(pid)
-        if self.size % PAGE_BYTES and _pipe_bytes(pipe_fd) >= BULK_BYTES:
-            self.size += PAGE_BYTES - self.size % PAGE_BYTES
         stamp = time.time()
-        moved = os.splice(pipe_fd, self.data_fd, count, offset_dst=self.size, flags=os.SPLICE_F_NONBLOCK)
-        if moved:
-            os.write(self.index_fd, RECORD.pack(self.size, stamp, moved, pid, stream))
-            self.size += moved
-            self.stored_bytes += moved
-        return moved
+        count = stage.fill(pipe_fd)
+        if not count:
+            return 0
+        if count >= BULK_BYTES and self.size % PAGE_BYTES:
+            self.size += PAGE_BYTES - self.size % PAGE_BYTES
+        start = self.size
+        stored = 0
+        try:
+            while stored < count:
+                moved = stage.put(self.data_fd, start + stored, count - stored)
+                if not moved:
+                    raise OSError(errno.EIO, f"short splice ({stored} of {count} bytes)")
+                stored += moved
+        finally:
+            if stored:
+                os.write(self.index_fd, RECORD.pack(start, stamp, stored, pid, stream))
+                self.size = start + stored
+                self.stored_bytes += stored
+        return count
 
     def _failed(self, length: int, pid: int, exc: OSError) -> None:
         self.dropped_bytes += length
@@ -364,14 +373,6 @@ class UnitLog:
     def count_failure(self, length: int, pid: int, exc: OSError) -> None:
         """Record `length` bytes that a caller could not store."""
         self._failed(length, pid, exc)
-
-
-def _pipe_bytes(pipe_fd: int) -> int:
-    """Return the number of bytes waiting in a pipe, or 0 when FIONREAD fails."""
-    try:
-        return int.from_bytes(fcntl.ioctl(pipe_fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder, signed=True)
-    except OSError:
-        return 0
 
 
 def _same_file(path: str, fd: int) -> bool:

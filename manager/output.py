@@ -16,13 +16,22 @@ import os
 
 from unitmgr.manager.logstore import STDERR, STDOUT, UnitLog
 from unitmgr.manager.pipepoller import PipePoller, pipe_poller
+from unitmgr.manager.splicestage import F_SETPIPE_SZ
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
+# Bounds on the work for one pipe per wake-up, so that a flood of output
+# leaves the loop free for requests and other units within a few milliseconds.
 READS_PER_WAKEUP = 16
+BYTES_PER_WAKEUP = 4 * 1024 * 1024
+# A new pipe has room for 64 KiB. One that a read finds that full grows to
+# PIPE_SIZE: fewer wake-ups and stalls for a fast writer. Growing every pipe
+# at spawn would cost a kernel allocation per pipe, and past the user's
+# pipe-user-pages-soft (64 MiB by default, 64 pipes of 1 MiB) the kernel
+# refuses to grow pipes and makes each new one 8 KiB.
 PIPE_SIZE = 1024 * 1024
-F_SETPIPE_SZ = 1031
+GROW_AT = 64 * 1024
 # Errors that mean splice(2) cannot target this file at all.
 SPLICE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
 
@@ -35,7 +44,7 @@ class PipeReader:
     """Reads one pipe into a unit's log until EOF."""
 
     # Two per running service (stdout and stderr), so no instance dict for each.
-    __slots__ = ("loop", "writer", "stream", "read_fd", "write_fd", "pid", "splice", "poller")
+    __slots__ = ("loop", "writer", "stream", "read_fd", "write_fd", "pid", "splice", "poller", "grown")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, writer: UnitLog, stream: int):
         self.loop = loop
@@ -46,11 +55,7 @@ class PipeReader:
         self.poller: PipePoller | None = None
         # splice(2) moves the bytes from the pipe to the file inside the kernel.
         self.splice = hasattr(os, "splice")
-        try:
-            # A larger pipe means fewer wake-ups and fewer stalls of a fast writer.
-            fcntl.fcntl(self.read_fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass
+        self.grown = False
 
     def start(self, pid: int) -> None:
         """Begin reading; the caller has passed write_fd to the child, which now holds it."""
@@ -71,60 +76,84 @@ class PipeReader:
     def _on_readable(self) -> None:
         # Several reads per wake-up: a fast writer refills the pipe while the
         # loop goes round, and each round trip costs more than a read.
+        budget = BYTES_PER_WAKEUP
         for _ in range(READS_PER_WAKEUP):
             if self.read_fd < 0:
                 return
             if self.splice and not self.writer.wants_data:
-                more = self._splice()
+                moved = self._splice()
             else:
-                more = self._read()
-            if not more:
+                moved = self._read()
+            if not moved:
+                return
+            if moved >= GROW_AT and not self.grown:
+                self._grow()
+            budget -= moved
+            if budget <= 0:
                 return
 
-    def _splice(self) -> bool:
+    def _grow(self) -> None:
+        self.grown = True
         try:
-            moved = self.writer.splice_from(self.read_fd, READ_SIZE, self.stream, self.pid)
-        except BlockingIOError:
-            return False
+            fcntl.fcntl(self.read_fd, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError as exc:
+            log.debug("could not grow the output pipe of %s (pid %d): %s", self.writer.unit, self.pid, exc)
+
+    def _splice(self) -> int:
+        """Move one batch into the log; return its size, 0 when the pipe is empty or closed."""
+        assert self.poller is not None  # set by start(), before the first callback
+        stage = self.poller.stage
+        try:
+            moved = self.writer.splice_from(self.read_fd, stage, self.stream, self.pid)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            left = stage.take_back()
             if exc.errno in SPLICE_UNSUPPORTED:
-                log.debug("splice into the log of %s failed (%s); reading instead", self.writer.unit, exc)
+                log.debug("splice into the log of %s (pid %d) failed (%s); reading instead",
+                          self.writer.unit, self.pid, exc)
                 self.splice = False
-                return self._read()
-            return self._drain_after_failure(exc)
+                if not left:
+                    return self._read()
+                self.writer.write(left, self.stream, self.pid)
+                return len(left)
+            if not left:
+                return self._drain_after_failure(exc)
+            self.writer.count_failure(len(left), self.pid, exc)
+            return len(left)
         if moved == 0:
             self._finish()
-            return False
-        return True
+        return moved
 
-    def _drain_after_failure(self, exc: OSError) -> bool:
+    def _drain_after_failure(self, exc: OSError) -> int:
         """Read and discard what could not be stored, so the writer does not stall on a full pipe."""
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:
-            return False
+            return 0
         except OSError as read_error:
             log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, read_error)
             data = b""
         if not data:
             self._finish()
-            return False
+            return 0
         self.writer.count_failure(len(data), self.pid, exc)
-        return True
+        return len(data)
 
-    def _read(self) -> bool:
+    def _read(self) -> int:
+        """Read one batch into the log; return its size, 0 when the pipe is empty or closed."""
         try:
             data = os.read(self.read_fd, READ_SIZE)
         except BlockingIOError:
-            return False
+            return 0
         except OSError as exc:
             log.error("reading output of %s (pid %d) failed: %s", self.writer.unit, self.pid, exc)
             data = b""
         if not data:
             self._finish()
-            return False
+            return 0
         self.writer.write(data, self.stream, self.pid)
-        return True
+        return len(data)
 
     def _finish(self) -> None:
         self.writer.write(b"", self.stream, self.pid, eof=True)

@@ -8,6 +8,9 @@ manager's memory that way. Here each pipe costs an entry in a dict (about
 readable, `dispatch()` polls the set for the ready pipes and calls their
 callbacks. The set is level-triggered like the loop's own selector, so a
 pipe with data left after a callback is reported again in the next round.
+
+The poller also owns the one splice stage (splicestage.py) that the readers
+of these pipes share.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 import select
 import weakref
 from collections.abc import Callable
+
+from unitmgr.manager.splicestage import SpliceStage
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ class PipePoller:
         self._loop = weakref.ref(loop)
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[], None]] = {}
+        self._stage: SpliceStage | None = None
         loop.add_reader(self._epoll.fileno(), self.dispatch)
 
     def add(self, fd: int, callback: Callable[[], None]) -> None:
@@ -47,7 +53,17 @@ class PipePoller:
         if not self._callbacks:
             self.close()
 
+    @property
+    def stage(self) -> SpliceStage:
+        """The splice stage of these pipes, created on first use."""
+        if self._stage is None:
+            self._stage = SpliceStage()
+        return self._stage
+
     def close(self) -> None:
+        if self._stage is not None:
+            self._stage.close()
+            self._stage = None
         loop = self._loop()
         if loop is not None:
             if not loop.is_closed():

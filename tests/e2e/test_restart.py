@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from itertools import pairwise
@@ -225,3 +226,27 @@ def test_stop_cancels_pending_restart(make_manager, tmp_path: Path) -> None:
         status = manager.status("later")
         assert len(status["start_times"]) == 1, "stop must cancel the pending restart"
         time.sleep(0.25)
+
+
+def test_two_restarts_that_meet_both_succeed(make_manager, tmp_path: Path) -> None:
+    # The start takes a second (ExecStartPre=), so the second restart arrives while the first one's
+    # start runs; systemd merges the two jobs, and neither caller sees "canceled".
+    units = tmp_path / "units"
+    write_unit(units, "slow.service", "[Service]\nExecStartPre=/bin/sleep 1\nExecStart=/bin/sleep 1000\n")
+    manager = make_manager(units)
+    assert job_result(manager.request("start", {"units": ["slow"]}), "slow.service") == "done"
+    results: dict[str, str] = {}
+
+    def restart(caller: str) -> None:
+        results[caller] = job_result(manager.request("restart", {"units": ["slow"]}), "slow.service")
+
+    first = threading.Thread(target=restart, args=("first",))
+    first.start()
+    try:
+        wait_state(manager, "slow", "activating", "start-pre")
+        restart("second")
+    finally:
+        first.join(timeout=30)
+    assert results == {"first": "done", "second": "done"}
+    status = manager.status("slow")
+    assert (status["active_state"], status["sub_state"]) == ("active", "running")

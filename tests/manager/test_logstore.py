@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from unitmgr.manager import logstore
 from unitmgr.manager.logstore import STDERR, STDOUT, LogStore, UnitLogOptions
+from unitmgr.manager.splicestage import SpliceStage
 
 
 def test_lines_rebuilt_across_reads(tmp_path: Path) -> None:
@@ -168,15 +169,18 @@ def test_splice_moves_pipe_bytes(tmp_path: Path) -> None:
     store = LogStore(tmp_path)
     writer = store.writer("l.service")
     read_fd, write_fd = os.pipe()
+    stage = SpliceStage()
     try:
         os.write(write_fd, b"spliced line\npartial")
-        moved = writer.splice_from(read_fd, 65536, STDERR, 5)
+        moved = writer.splice_from(read_fd, stage, STDERR, 5)
         assert moved == len(b"spliced line\npartial")
+        assert stage.held == 0
         os.close(write_fd)
         write_fd = -1
-        assert writer.splice_from(read_fd, 65536, STDERR, 5) == 0
+        assert writer.splice_from(read_fd, stage, STDERR, 5) == 0
         writer.write(b"", STDERR, 5, eof=True)
     finally:
+        stage.close()
         os.close(read_fd)
         if write_fd >= 0:
             os.close(write_fd)
@@ -361,12 +365,14 @@ def _output_offsets(directory: Path, unit: str) -> list[tuple[int, int]]:
 
 def _splice_all(writer: logstore.UnitLog, payload: bytes, pid: int) -> None:
     read_fd, write_fd = os.pipe()
+    stage = SpliceStage()
     try:
         os.write(write_fd, payload)
         moved = 0
         while moved < len(payload):
-            moved += writer.splice_from(read_fd, 256 * 1024, STDOUT, pid)
+            moved += writer.splice_from(read_fd, stage, STDOUT, pid)
     finally:
+        stage.close()
         os.close(read_fd)
         os.close(write_fd)
 
