@@ -138,9 +138,10 @@ clone3_run(struct clone3_args *args, int (*fn)(void *), void *arg)
         "syscall\n\t"
         "testq %%rax, %%rax\n\t"
         "jnz 1f\n\t"
-        /* The child: a new stack, no caller frame. */
-        "xorl %%ebp, %%ebp\n\t"
+        /* The child: a new stack, no caller frame. The argument is moved
+         * before %rbp is cleared, and neither input may sit in %rbp. */
         "movq %[arg], %%rdi\n\t"
+        "xorl %%ebp, %%ebp\n\t"
         "callq *%[fn]\n\t"
         "movl %%eax, %%edi\n\t"
         "movl %[exit_nr], %%eax\n\t"
@@ -149,7 +150,7 @@ clone3_run(struct clone3_args *args, int (*fn)(void *), void *arg)
         "1:\n\t"
         : "=a"(result)
         : "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)),
-          [fn] "r"(fn), [arg] "r"(arg), [exit_nr] "i"(SYS_exit)
+          [fn] "d"(fn), [arg] "b"(arg), [exit_nr] "i"(SYS_exit)
         : "rcx", "r11", "memory");
     return result;
 }
