@@ -7,13 +7,24 @@
  * one. A child created with CLONE_INTO_CGROUP is born in its cgroup, so no
  * migration happens at all and the program never runs anywhere else.
  *
- * The child is created the way glibc's posix_spawn creates it: CLONE_VM and
- * CLONE_VFORK, on a stack of its own, with every signal blocked in the parent
- * until it returns. The child shares the manager's memory, so between the
- * clone and the exec it only makes system calls through async-signal-safe
- * libc functions and writes its errno to `struct child.error`. The parent
- * resumes once the child has exec'd or exited, so an exec failure is known
- * when spawn() returns, as with posix_spawn.
+ * The child shares the manager's memory (CLONE_VM), as with posix_spawn,
+ * but the manager does not wait for its exec (no CLONE_VFORK): in a boot of
+ * 500 units that wait was a quarter of the time. So the child runs beside
+ * the manager's threads and must touch nothing they use:
+ *
+ * - it makes raw system calls only, never a libc function, which could
+ *   write errno into the thread-local storage of the manager's thread;
+ * - it runs on a stack of its own, in a block that also holds its
+ *   arguments; the kernel clears the block's `tid` word when the child
+ *   execs or exits (CLONE_CHILD_CLEARTID), and only then is the block
+ *   freed, by a later call;
+ * - every signal is blocked from the clone until the child has reset the
+ *   manager's handlers, so no handler of the manager runs in the child.
+ *
+ * A failed step (setsid, a descriptor action, the exec) cannot raise in
+ * spawn() any more. The child writes "203 STEP ERRNO SUBJECT: TEXT" to the
+ * status descriptor, as exechelper.py does, and exits with 203 (systemd's
+ * EXIT_EXEC).
  *
  * clone3 with a separate stack cannot be called through libc's syscall():
  * the child would return into a frame on the parent's stack. So the call is
@@ -27,6 +38,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
@@ -46,10 +58,13 @@
 /* The numbers of os.POSIX_SPAWN_CLOSE and os.POSIX_SPAWN_DUP2. */
 enum { ACTION_CLOSE = 1, ACTION_DUP2 = 2 };
 
-/* Enough for the signal loop and the libc wrappers the child calls. */
-#define CHILD_STACK_SIZE (64 * 1024)
+/* systemd's exit status for a process that could not be started. */
+#define EXIT_EXEC 203
 
-static char child_stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
+/* Enough for the signal loop and the status message. */
+#define CHILD_STACK_SIZE (32 * 1024)
+#define MESSAGE_SIZE 4608
+#define ERROR_TEXTS 160
 
 struct clone3_args {
     uint64_t flags;
@@ -65,66 +80,166 @@ struct clone3_args {
     uint64_t cgroup;
 };
 
-struct child {
-    const char *path;
-    char *const *argv;
-    char *const *envp;
-    const int *actions; /* triples: ACTION_*, fd, target */
-    Py_ssize_t action_count;
-    sigset_t sigdef;
-    volatile int error;
+/* The kernel's struct sigaction on x86-64, for rt_sigaction. */
+struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
 };
+
+/* What one child needs until its exec, kept alive until the kernel clears `tid`. */
+struct block {
+    struct block *next;
+    volatile int32_t tid;
+    const char *path;
+    char **argv;
+    char **envp;
+    int *actions; /* triples: ACTION_*, fd, target */
+    Py_ssize_t action_count;
+    uint64_t sigdef;  /* bit N-1 set: reset signal N to its default */
+    int status_fd;
+    int status_floor;  /* the status descriptor is moved to this number or above */
+    PyObject *keep;    /* the bytes objects behind path, argv and envp */
+    char stack[CHILD_STACK_SIZE] __attribute__((aligned(16)));
+};
+
+/* Blocks whose child may still be before its exec. Changed with the GIL held. */
+static struct block *pending;
+/* strerror() of each errno, made at import: the child must not call strerror(). */
+static const char *error_texts[ERROR_TEXTS];
 
 static PyObject *CloneUnavailable;
 static PyObject *CloneFailed;
 
+#if defined(__x86_64__)
+static inline long
+raw_syscall(long number, long a, long b, long c, long d)
+{
+    long result;
+    register long r10 __asm__("r10") = d;
+    __asm__ __volatile__("syscall"
+                         : "=a"(result)
+                         : "0"(number), "D"(a), "S"(b), "d"(c), "r"(r10)
+                         : "rcx", "r11", "memory");
+    return result;
+}
+#else
+static inline long
+raw_syscall(long number, long a, long b, long c, long d)
+{
+    (void)number, (void)a, (void)b, (void)c, (void)d;
+    return -ENOSYS;
+}
+#endif
+
+static size_t
+append_text(char *buffer, size_t used, const char *text)
+{
+    while (*text && used < MESSAGE_SIZE - 1)
+        buffer[used++] = *text++;
+    return used;
+}
+
+static size_t
+append_number(char *buffer, size_t used, long number)
+{
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + number % 10);
+        number /= 10;
+    } while (number > 0 && count < (int)sizeof(digits));
+    while (count > 0 && used < MESSAGE_SIZE - 1)
+        buffer[used++] = digits[--count];
+    return used;
+}
+
+/* Report a failed step on the status descriptor and exit; raw system calls only. */
+static void __attribute__((noreturn))
+child_failed(struct block *block, int status_fd, const char *step, long error)
+{
+    char message[MESSAGE_SIZE];
+    size_t used = append_number(message, 0, EXIT_EXEC);
+    used = append_text(message, used, " ");
+    used = append_text(message, used, step);
+    used = append_text(message, used, " ");
+    used = append_number(message, used, error);
+    used = append_text(message, used, " ");
+    used = append_text(message, used, block->path);
+    used = append_text(message, used, ": ");
+    const char *text = error > 0 && error < ERROR_TEXTS ? error_texts[error] : NULL;
+    used = append_text(message, used, text ? text : "unknown error");
+    if (status_fd >= 0) {
+        size_t written = 0;
+        while (written < used) {
+            long count = raw_syscall(SYS_write, status_fd, (long)(message + written), (long)(used - written), 0);
+            if (count <= 0)
+                break;
+            written += (size_t)count;
+        }
+    }
+    for (;;)
+        raw_syscall(SYS_exit_group, EXIT_EXEC, 0, 0, 0);
+}
+
 static int
 run_child(void *data)
 {
-    struct child *child = data;
-    struct sigaction action;
-    sigset_t empty;
+    struct block *block = data;
+    struct kernel_sigaction action, reset;
+    uint64_t empty = 0;
+    long result;
 
     /* A signal handler of the manager must never run in the child, which
      * shares its memory: reset every caught signal, and those asked for. */
-    for (int sig = 1; sig < NSIG; sig++) {
+    memset(&reset, 0, sizeof(reset));
+    for (int sig = 1; sig <= 64; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
-        if (sigaction(sig, NULL, &action) != 0)
-            continue;  /* glibc's internal signals */
-        if (action.sa_handler == SIG_DFL)
+        if (raw_syscall(SYS_rt_sigaction, sig, 0, (long)&action, sizeof(uint64_t)) != 0)
             continue;
-        if (action.sa_handler == SIG_IGN && !sigismember(&child->sigdef, sig))
+        if (action.handler == SIG_DFL)
             continue;
-        memset(&action, 0, sizeof(action));
-        action.sa_handler = SIG_DFL;
-        sigaction(sig, &action, NULL);
+        if (action.handler == SIG_IGN && !(block->sigdef >> (sig - 1) & 1))
+            continue;
+        raw_syscall(SYS_rt_sigaction, sig, (long)&reset, 0, sizeof(uint64_t));
     }
-    if (setsid() < 0)
-        goto failed;
-    for (Py_ssize_t i = 0; i < child->action_count; i++) {
-        int op = child->actions[3 * i];
-        int fd = child->actions[3 * i + 1];
-        int target = child->actions[3 * i + 2];
+    /* Above every descriptor the actions use, so none of them overwrites it; closed at exec. */
+    int status_fd = -1;
+    if (block->status_fd >= 0) {
+        result = raw_syscall(SYS_fcntl, block->status_fd, F_DUPFD_CLOEXEC, block->status_floor, 0);
+        status_fd = result >= 0 ? (int)result : -1;
+    }
+    result = raw_syscall(SYS_setsid, 0, 0, 0, 0);
+    if (result < 0)
+        child_failed(block, status_fd, "setsid", -result);
+    for (Py_ssize_t i = 0; i < block->action_count; i++) {
+        int op = block->actions[3 * i];
+        int fd = block->actions[3 * i + 1];
+        int target = block->actions[3 * i + 2];
         if (op == ACTION_CLOSE) {
-            if (close(fd) != 0 && errno != EBADF)
-                goto failed;
+            result = raw_syscall(SYS_close, fd, 0, 0, 0);
+            if (result < 0 && result != -EBADF)
+                child_failed(block, status_fd, "close", -result);
         } else if (fd == target) {
             /* dup2 onto itself keeps FD_CLOEXEC; the descriptor must survive exec. */
-            int flags = fcntl(fd, F_GETFD);
-            if (flags < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
-                goto failed;
-        } else if (dup2(fd, target) < 0) {
-            goto failed;
+            result = raw_syscall(SYS_fcntl, fd, F_GETFD, 0, 0);
+            if (result >= 0)
+                result = raw_syscall(SYS_fcntl, fd, F_SETFD, result & ~FD_CLOEXEC, 0);
+            if (result < 0)
+                child_failed(block, status_fd, "dup2", -result);
+        } else {
+            result = raw_syscall(SYS_dup2, fd, target, 0, 0);
+            if (result < 0)
+                child_failed(block, status_fd, "dup2", -result);
         }
     }
-    sigemptyset(&empty);
-    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0)
-        goto failed;
-    execve(child->path, child->argv, child->envp);
-failed:
-    child->error = errno ? errno : EINVAL;
-    _exit(127);
+    result = raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, sizeof(uint64_t));
+    if (result < 0)
+        child_failed(block, status_fd, "sigprocmask", -result);
+    result = raw_syscall(SYS_execve, (long)block->path, (long)block->argv, (long)block->envp, 0);
+    child_failed(block, status_fd, "execve", -result);
 }
 
 #if defined(__x86_64__)
@@ -260,10 +375,11 @@ error:
     return NULL;
 }
 
+/* Return the signals in `iterable` as a mask, bit N-1 for signal N. */
 static int
-to_sigset(PyObject *iterable, sigset_t *set)
+to_sigdef(PyObject *iterable, uint64_t *mask)
 {
-    sigemptyset(set);
+    *mask = 0;
     PyObject *iterator = PyObject_GetIter(iterable);
     if (iterator == NULL)
         return -1;
@@ -273,35 +389,64 @@ to_sigset(PyObject *iterable, sigset_t *set)
         Py_DECREF(item);
         if (sig == -1 && PyErr_Occurred())
             break;
-        if (sig < 1 || sig >= NSIG) {
+        if (sig < 1 || sig >= NSIG || sig > 64) {
             PyErr_Format(PyExc_ValueError, "invalid signal number %ld: expected 1 to %d", sig, NSIG - 1);
             break;
         }
-        sigaddset(set, (int)sig);
+        *mask |= (uint64_t)1 << (sig - 1);
     }
     Py_DECREF(iterator);
     return PyErr_Occurred() ? -1 : 0;
 }
 
+static void
+free_block(struct block *block)
+{
+    PyMem_Free(block->argv);
+    PyMem_Free(block->envp);
+    PyMem_Free(block->actions);
+    Py_XDECREF(block->keep);
+    free(block);
+}
+
+/* Free the blocks of children that have exec'd or exited. */
+static void
+free_finished_blocks(void)
+{
+    struct block **link = &pending;
+    while (*link != NULL) {
+        struct block *block = *link;
+        if (__atomic_load_n(&block->tid, __ATOMIC_ACQUIRE) == 0) {
+            *link = block->next;
+            free_block(block);
+        } else {
+            link = &block->next;
+        }
+    }
+}
+
 PyDoc_STRVAR(spawn_doc,
-"spawn(path, argv, env, actions, sigdef, cgroup_fd) -> pid\n\n"
+"spawn(path, argv, env, actions, sigdef, cgroup_fd, status_fd=-1) -> pid\n\n"
 "Start `path` in a new session inside the cgroup open at `cgroup_fd`.\n"
 "`env` is a sequence of 'NAME=value' strings; `actions` a sequence of\n"
 "(DUP2, fd, target) and (CLOSE, fd) run in order; `sigdef` the signals\n"
 "reset to their default disposition. The signal mask starts empty.\n"
+"Returns without waiting for the exec. When a setup step or the exec fails,\n"
+"the child writes '203 STEP ERRNO PATH: TEXT' to `status_fd` (when it is not\n"
+"-1) and exits with status 203; the descriptor is closed in the child at a\n"
+"successful exec, so EOF on a close-on-exec pipe means the program runs.\n"
 "Raises CloneUnavailable when this kernel or architecture has no usable\n"
-"clone3 with CLONE_INTO_CGROUP, CloneFailed when the kernel refuses this\n"
-"cgroup (with the kernel's errno), and OSError with the child's errno when a\n"
-"setup step or the exec failed.");
+"clone3 with CLONE_INTO_CGROUP, and CloneFailed when the kernel refuses this\n"
+"cgroup (with the kernel's errno).");
 
 static PyObject *
 spawn(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *path_arg, *argv_arg, *env_arg, *actions_arg, *sigdef_arg;
-    int cgroup_fd;
-    if (!PyArg_ParseTuple(args, "OOOOOi:spawn", &path_arg, &argv_arg, &env_arg, &actions_arg,
-                          &sigdef_arg, &cgroup_fd))
+    int cgroup_fd, status_fd = -1;
+    if (!PyArg_ParseTuple(args, "OOOOOi|i:spawn", &path_arg, &argv_arg, &env_arg, &actions_arg,
+                          &sigdef_arg, &cgroup_fd, &status_fd))
         return NULL;
     /* clone3 rejects a negative descriptor with EINVAL, which means "no
      * CLONE_INTO_CGROUP" to spawn.py and would turn clone3 off for good. */
@@ -309,48 +454,65 @@ spawn(PyObject *module, PyObject *args)
         PyErr_Format(PyExc_ValueError, "invalid cgroup descriptor %d: expected an open cgroup directory", cgroup_fd);
         return NULL;
     }
-
-    PyObject *path = NULL, *argv_keep = NULL, *env_keep = NULL, *result = NULL;
-    char **argv = NULL, **envp = NULL;
-    int *actions = NULL;
-    struct child child;
-    memset(&child, 0, sizeof(child));
-
-    if (!PyUnicode_FSConverter(path_arg, &path))
+    if (status_fd < -1) {
+        PyErr_Format(PyExc_ValueError, "invalid status descriptor %d: expected -1 or an open descriptor", status_fd);
         return NULL;
-    argv = to_vector(argv_arg, "argv must be a sequence of str or bytes", &argv_keep);
-    if (argv == NULL)
-        goto done;
-    if (argv[0] == NULL) {
-        PyErr_SetString(PyExc_ValueError, "argv must not be empty: pass the program name as argv[0]");
-        goto done;
     }
-    envp = to_vector(env_arg, "env must be a sequence of 'NAME=value' strings", &env_keep);
-    if (envp == NULL)
-        goto done;
-    actions = to_actions(actions_arg, &child.action_count);
-    if (actions == NULL)
-        goto done;
-    if (to_sigset(sigdef_arg, &child.sigdef) != 0)
-        goto done;
-    child.path = PyBytes_AsString(path);
-    child.argv = argv;
-    child.envp = envp;
-    child.actions = actions;
+    free_finished_blocks();
+
+    PyObject *path = NULL, *argv_keep = NULL, *env_keep = NULL;
+    struct block *block = calloc(1, sizeof(struct block));
+    if (block == NULL)
+        return PyErr_NoMemory();
+    if (!PyUnicode_FSConverter(path_arg, &path))
+        goto error;
+    block->argv = to_vector(argv_arg, "argv must be a sequence of str or bytes", &argv_keep);
+    if (block->argv == NULL)
+        goto error;
+    if (block->argv[0] == NULL) {
+        PyErr_SetString(PyExc_ValueError, "argv must not be empty: pass the program name as argv[0]");
+        goto error;
+    }
+    block->envp = to_vector(env_arg, "env must be a sequence of 'NAME=value' strings", &env_keep);
+    if (block->envp == NULL)
+        goto error;
+    block->actions = to_actions(actions_arg, &block->action_count);
+    if (block->actions == NULL)
+        goto error;
+    if (to_sigdef(sigdef_arg, &block->sigdef) != 0)
+        goto error;
+    block->keep = PyTuple_Pack(3, path, argv_keep, env_keep);
+    if (block->keep == NULL)
+        goto error;
+    Py_CLEAR(path);
+    Py_CLEAR(argv_keep);
+    Py_CLEAR(env_keep);
+    block->path = PyBytes_AsString(PyTuple_GetItem(block->keep, 0));
+    block->status_fd = status_fd;
+    block->status_floor = 3;
+    for (Py_ssize_t i = 0; i < block->action_count; i++) {
+        for (int part = 1; part <= 2; part++) {
+            int fd = block->actions[3 * i + part];
+            if (fd >= block->status_floor && fd < INT32_MAX)
+                block->status_floor = fd + 1;
+        }
+    }
+    block->tid = 1;
 
     struct clone3_args clone_args;
     memset(&clone_args, 0, sizeof(clone_args));
-    clone_args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP;
+    clone_args.flags = CLONE_VM | CLONE_CHILD_CLEARTID | CLONE_INTO_CGROUP;
+    clone_args.child_tid = (uint64_t)(uintptr_t)&block->tid;
     clone_args.exit_signal = SIGCHLD;
-    clone_args.stack = (uint64_t)(uintptr_t)child_stack;
+    clone_args.stack = (uint64_t)(uintptr_t)block->stack;
     clone_args.stack_size = CHILD_STACK_SIZE;
     clone_args.cgroup = (uint64_t)cgroup_fd;
 
-    /* The GIL stays held: the one child stack is shared by every call. */
+    /* Every signal stays blocked in the child until it has reset the handlers. */
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &previous);
-    long pid = clone3_run(&clone_args, run_child, &child);
+    long pid = clone3_run(&clone_args, run_child, block);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
     if (pid < 0) {
@@ -361,25 +523,18 @@ spawn(PyObject *module, PyObject *args)
             errno = error;
             PyErr_SetFromErrno(CloneFailed);
         }
-        goto done;
+        free_block(block);
+        return NULL;
     }
-    if (child.error) {
-        int status;
-        while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        errno = child.error;
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_arg);
-        goto done;
-    }
-    result = PyLong_FromLong(pid);
-done:
-    PyMem_Free(argv);
-    PyMem_Free(envp);
-    PyMem_Free(actions);
+    block->next = pending;
+    pending = block;
+    return PyLong_FromLong(pid);
+error:
+    Py_XDECREF(path);
     Py_XDECREF(argv_keep);
     Py_XDECREF(env_keep);
-    Py_XDECREF(path);
-    return result;
+    free_block(block);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -401,6 +556,8 @@ PyInit__clone3(void)
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
+    for (int error = 1; error < ERROR_TEXTS; error++)
+        error_texts[error] = strdup(strerror(error));
     CloneFailed = PyErr_NewException("unitmgr.manager._clone3.CloneFailed", PyExc_OSError, NULL);
     CloneUnavailable = PyErr_NewException("unitmgr.manager._clone3.CloneUnavailable", CloneFailed, NULL);
     if (CloneFailed == NULL || CloneUnavailable == NULL

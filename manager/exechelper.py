@@ -198,7 +198,7 @@ def main() -> None:
     try:
         os.execve(spec["path"], spec["argv"], env)
     except OSError as exc:
-        fail(status_fd, EXIT_EXEC, "execve", exc)
+        fail(status_fd, EXIT_EXEC, "execve", exc, spec["path"])
 
 
 if __name__ == "__main__":

@@ -199,7 +199,12 @@ class Transactions:
                 found[name] = runtime
         return found
 
-    async def start(self, names: list[str], cycles_out: list[list[str]] | None = None) -> dict[str, str]:
+    async def start(self, names: list[str], cycles_out: list[list[str]] | None = None,
+                    stops_seen: dict[str, int] | None = None) -> dict[str, str]:
+        """Start `names` and the units they pull in.
+
+        A stop requested for a unit after `stops_seen` counted its stop requests
+        (by default: now) cancels that unit's start."""
         units = self._closure(names)
         conflicting = self._conflicting(units)
         if conflicting:
@@ -209,7 +214,8 @@ class Transactions:
         futures: dict[str, asyncio.Future[str]] = {
             name: self.manager.loop.create_future() for name in units
         }
-        stops_seen = {name: runtime.stop_requests for name, runtime in units.items()}
+        counted_before = stops_seen or {}
+        stops_seen = {name: counted_before.get(name, runtime.stop_requests) for name, runtime in units.items()}
 
         async def start_one(name: str) -> None:
             try:
@@ -314,8 +320,11 @@ class Transactions:
         units = self._dependents(names)
         for runtime in units.values():
             runtime.restarting = True
+        # A plain stop that arrives during the stop phase merges into it, so the stop
+        # requests are counted first: the start phase then sees that stop and gives way.
+        stops_seen = {name: runtime.stop_requests for name, runtime in units.items()}
         await self.stop_set(units, replace_start=False)
-        return await self.start(list(units), cycles_out)
+        return await self.start(list(units), cycles_out, stops_seen)
 
     async def reload(self, names: list[str]) -> dict[str, str]:
         """Reload `names`, then the active units their reload propagates to, in that order."""

@@ -337,7 +337,8 @@ class UnitLog:
         (see output.py)."""
         self._prepare(pid)
         stamp = time.time()
-        count = stage.fill(pipe_fd)
+        # Up to the rotation size, so a file outgrows LogMaxBytes= by at most BULK_BYTES.
+        count = stage.fill(pipe_fd, max(self.max_bytes - self.size, BULK_BYTES))
         if not count:
             return 0
         if count >= BULK_BYTES and self.size % PAGE_BYTES:

@@ -9,8 +9,9 @@ CPU affinity, I/O priority, OOM score adjustment), the spawn goes through
 `exechelper.py`, a Python interpreter (about 10 ms) that applies them and
 then execs.
 A process with a cgroup is born in it: the C extension `_clone3`
-(_clone3.c) creates it with clone3(CLONE_INTO_CGROUP), as posix_spawn
-would but for the cgroup, so no migration waits on the kernel's cgroup lock.
+(_clone3.c) creates it with clone3(CLONE_INTO_CGROUP), so no migration
+waits on the kernel's cgroup lock. It returns without waiting for the exec,
+and a failed exec is reported on a status pipe, as for the helper.
 Where the extension is missing (no C compiler at install, an architecture
 other than x86-64), the kernel lacks clone3 or a seccomp filter rejects it,
 or UNITMGR_NO_CLONE3=1 is set, /bin/sh writes 0 to the unit's
@@ -113,8 +114,8 @@ class SpawnSpec:
 @dataclass
 class Spawned:
     pid: int
-    # Read end of the status pipe of exechelper.py or the joining shell: EOF means the exec succeeded,
-    # data means a setup step failed. None on the posix_spawn path, where
+    # Read end of the status pipe of exechelper.py, the joining shell or a clone3 child: EOF means the
+    # exec succeeded, data means a setup step failed. None on the posix_spawn path, where
     # exec failures raise at once.
     status_fd: int | None
 
@@ -162,10 +163,10 @@ def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
             return _spawn_with_helper(spec, devnull, cgroup_fd)
         if spec.cgroup and cgroup_fd is None:
             return _join_after_spawn(spec, devnull)
+        if cgroup_fd is not None:
+            return _spawn_born_in_cgroup(spec, devnull, cgroup_fd)
         try:
-            pid = _start(spec.path, spec.argv, spec.env, _file_actions(spec, devnull, []), _sigdef(spec), cgroup_fd)
-        except _CloneFailed:
-            return _join_after_spawn(spec, devnull)
+            pid = _start(spec.path, spec.argv, spec.env, _file_actions(spec, devnull, []), _sigdef(spec), None)
         except OSError as exc:
             raise SpawnError(f"could not execute {spec.path}: {exc.strerror}", 203, exc.errno) from None
         return Spawned(pid, None)
@@ -173,6 +174,30 @@ def spawn(spec: SpawnSpec, manager_cwd: str) -> Spawned:
         os.close(devnull)
         if cgroup_fd is not None:
             os.close(cgroup_fd)
+
+
+def _spawn_born_in_cgroup(spec: SpawnSpec, devnull: int, cgroup_fd: int) -> Spawned:
+    """Start a program that needs no helper with clone3, which returns before the exec.
+
+    A failed exec reaches the caller on the status pipe, as a failure of the
+    helper does, and the process exits with 203.
+    """
+    status_read, status_write = os.pipe()
+    try:
+        pid = _start(spec.path, spec.argv, spec.env, _file_actions(spec, devnull, []), _sigdef(spec), cgroup_fd,
+                     status_write)
+    except _CloneFailed:
+        os.close(status_read)
+        return _join_after_spawn(spec, devnull)
+    except OSError as exc:
+        os.close(status_read)
+        raise SpawnError(f"could not execute {spec.path}: {exc.strerror}", 203, exc.errno) from None
+    except BaseException:
+        os.close(status_read)
+        raise
+    finally:
+        os.close(status_write)
+    return Spawned(pid, status_read)
 
 
 def _join_after_spawn(spec: SpawnSpec, devnull: int) -> Spawned:
@@ -205,11 +230,13 @@ def _open_cgroup(path: str) -> int | None:
 
 
 def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple], sigdef: frozenset[int],
-           cgroup_fd: int | None) -> int:
+           cgroup_fd: int | None, status_fd: int = -1) -> int:
     """Start `path` in a new session with `actions` applied, inside the cgroup open at `cgroup_fd` if given.
 
-    Raise _clone3.CloneFailed when the kernel rejects creating the process in
-    that cgroup; the caller then joins it the slower way.
+    Without a cgroup, posix_spawn raises when the exec fails. With one, the
+    process is created by clone3 and a failed exec is written to `status_fd`
+    (see _clone3.c). Raise _clone3.CloneFailed when the kernel rejects
+    creating the process in that cgroup; the caller then joins it the slower way.
     """
     if cgroup_fd is None:
         return os.posix_spawn(path, argv, env, file_actions=actions, setsid=True, setsigmask=(), setsigdef=sigdef)
@@ -218,7 +245,7 @@ def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple]
             raise ValueError(f"illegal environment variable name {name!r}")
     try:
         return _clone3.spawn(path, argv, [f"{name}={value}" for name, value in env.items()], actions, sigdef,
-                             cgroup_fd)
+                             cgroup_fd, status_fd)
     except _clone3.CloneUnavailable as exc:
         _disable_clone3(exc)
         raise
@@ -291,7 +318,7 @@ def _spawn_with_helper(spec: SpawnSpec, devnull: int, cgroup_fd: int | None) -> 
     spec_fd = _spec_file(helper_spec)
     try:
         pid = _start(sys.executable, [sys.executable, "-I", "-S", HELPER, "--spec-fd", str(status_fd_in_child + 1)],
-                     {}, _file_actions(spec, devnull, [status_write, spec_fd]), _sigdef(spec), cgroup_fd)
+                     {}, _file_actions(spec, devnull, [status_write, spec_fd]), _sigdef(spec), cgroup_fd, status_write)
     except _CloneFailed:
         os.close(status_read)
         return _spawn_with_helper(spec, devnull, None)
@@ -324,6 +351,9 @@ def parse_helper_status(data: bytes) -> tuple[int, str]:
     if len(parts) < 4 or not parts[0].isdigit():
         return 203, text or "unknown failure"
     code, step, _errno, reason = parts
+    if step == "execve":
+        # The reason starts with the program's path (exechelper.py, _clone3.c).
+        return int(code), f"could not execute {reason.strip()}"
     if step == "chdir":
         # systemd's wording; the helper puts the directory before the error.
         return int(code), f"Changing to the requested working directory failed: {reason.strip()}"

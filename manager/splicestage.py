@@ -40,42 +40,43 @@ class SpliceStage:
             # Over the user's pipe-user-pages-soft limit or pipe-max-size: the default size still works.
             pass
         self.capacity = fcntl.fcntl(self.write_fd, F_GETPIPE_SZ)
-        # Bytes filled in and not yet put out or taken back.
-        self.held = 0
+        # Bytes filled in and not yet put into a file or taken back.
+        self.staged_bytes = 0
 
-    def fill(self, source_fd: int) -> int:
-        """Move what waits in the pipe `source_fd` into the stage, as much as fits.
+    def fill(self, source_fd: int, limit: int | None = None) -> int:
+        """Move what waits in the pipe `source_fd` into the stage: as much as fits, and at most `limit` bytes.
 
         Return the bytes moved, 0 at EOF of `source_fd`. Raise BlockingIOError
         when that pipe is empty but still open for writing."""
-        if self.held:
+        if self.staged_bytes:
             # Only a bug leaves bytes behind; they must not end up in another unit's log.
-            log.error("splice stage held %d bytes of an earlier read; dropping them", self.held)
+            log.error("splice stage still contained %d bytes of an earlier read; dropping them", self.staged_bytes)
             self.take_back()
-        moved = os.splice(source_fd, self.write_fd, self.capacity, flags=os.SPLICE_F_NONBLOCK)
-        self.held = moved
+        count = self.capacity if limit is None else min(limit, self.capacity)
+        moved = os.splice(source_fd, self.write_fd, count, flags=os.SPLICE_F_NONBLOCK)
+        self.staged_bytes = moved
         return moved
 
     def put(self, target_fd: int, offset: int, count: int) -> int:
-        """Move up to `count` held bytes into the file `target_fd` at `offset`; return the bytes moved."""
-        moved = os.splice(self.read_fd, target_fd, min(count, self.held), offset_dst=offset)
-        self.held -= moved
+        """Move up to `count` staged bytes into the file `target_fd` at `offset`; return the bytes moved."""
+        moved = os.splice(self.read_fd, target_fd, min(count, self.staged_bytes), offset_dst=offset)
+        self.staged_bytes -= moved
         return moved
 
     def take_back(self) -> bytes:
-        """Read out and return every byte still held, leaving the stage empty."""
+        """Read out and return every byte still in the stage, leaving it empty."""
         pieces = []
-        while self.held:
+        while self.staged_bytes:
             try:
-                data = os.read(self.read_fd, self.held)
+                data = os.read(self.read_fd, self.staged_bytes)
             except BlockingIOError:
                 data = b""
             if not data:
                 # The count went wrong somewhere; nothing more is in the pipe.
-                self.held = 0
+                self.staged_bytes = 0
                 break
             pieces.append(data)
-            self.held -= len(data)
+            self.staged_bytes -= len(data)
         return b"".join(pieces)
 
     def close(self) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 import pytest
 from unitmgr.manager import logstore
 from unitmgr.manager.logstore import STDERR, STDOUT, LogStore, UnitLogOptions
-from unitmgr.manager.splicestage import SpliceStage
+from unitmgr.manager.splicestage import F_SETPIPE_SZ, SpliceStage
 
 
 def test_lines_rebuilt_across_reads(tmp_path: Path) -> None:
@@ -174,7 +175,7 @@ def test_splice_moves_pipe_bytes(tmp_path: Path) -> None:
         os.write(write_fd, b"spliced line\npartial")
         moved = writer.splice_from(read_fd, stage, STDERR, 5)
         assert moved == len(b"spliced line\npartial")
-        assert stage.held == 0
+        assert stage.staged_bytes == 0
         os.close(write_fd)
         write_fd = -1
         assert writer.splice_from(read_fd, stage, STDERR, 5) == 0
@@ -405,3 +406,27 @@ def test_small_splice_leaves_no_gap(tmp_path: Path) -> None:
     index = (tmp_path / "s.service.idx").read_bytes()
     stored = sum(record[2] for record in logstore.RECORD.iter_unpack(index))
     assert (tmp_path / "s.service.log").stat().st_size == stored, "a gap between records"
+
+
+def test_splice_stops_near_the_rotation_size(tmp_path: Path) -> None:
+    # One fill could move a whole stage (1 MiB); it is held to the room left, so files rotate near LogMaxBytes=.
+    store = LogStore(tmp_path, max_bytes=4096, keep_files=64)
+    writer = store.writer("z.service")
+    payload = b"".join(b"%09d\n" % number for number in range(90_000))  # 900 000 bytes
+    read_fd, write_fd = os.pipe()
+    stage = SpliceStage()
+    try:
+        fcntl.fcntl(write_fd, F_SETPIPE_SZ, 1024 * 1024)
+        os.write(write_fd, payload)
+        moved = 0
+        while moved < len(payload):
+            moved += writer.splice_from(read_fd, stage, STDOUT, 9)
+    finally:
+        stage.close()
+        os.close(read_fd)
+        os.close(write_fd)
+    files = sorted(tmp_path.glob("z.service.log*"))
+    assert len(files) > 10
+    limit = 4096 + logstore.BULK_BYTES + logstore.PAGE_BYTES  # the last fill, after a page alignment at most
+    assert all(path.stat().st_size <= limit for path in files), [path.stat().st_size for path in files]
+    assert b"".join(line.data + b"\n" for line in store.query("z.service")) == payload

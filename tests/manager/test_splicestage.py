@@ -35,14 +35,14 @@ def test_fill_and_put_move_exact_bytes(stage: SpliceStage, pipe: tuple[int, int]
     read_fd, write_fd = pipe
     os.write(write_fd, b"first line\nsecond")
     assert stage.fill(read_fd) == 17
-    assert stage.held == 17
+    assert stage.staged_bytes == 17
     target = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
     try:
         assert stage.put(target, 100, 6) == 6
         assert stage.put(target, 106, 100) == 11
     finally:
         os.close(target)
-    assert stage.held == 0
+    assert stage.staged_bytes == 0
     assert (tmp_path / "out").read_bytes() == b"\0" * 100 + b"first line\nsecond"
 
 
@@ -52,15 +52,15 @@ def test_empty_pipe_blocks_and_closed_pipe_ends(stage: SpliceStage, pipe: tuple[
         stage.fill(read_fd)
     os.close(write_fd)
     assert stage.fill(read_fd) == 0
-    assert stage.held == 0
+    assert stage.staged_bytes == 0
 
 
-def test_take_back_returns_what_is_held(stage: SpliceStage, pipe: tuple[int, int]) -> None:
+def test_take_back_returns_staged_bytes(stage: SpliceStage, pipe: tuple[int, int]) -> None:
     read_fd, write_fd = pipe
     os.write(write_fd, b"x" * 5000)
     stage.fill(read_fd)
     assert stage.take_back() == b"x" * 5000
-    assert stage.held == 0
+    assert stage.staged_bytes == 0
     assert stage.take_back() == b""
 
 
@@ -73,7 +73,7 @@ def test_bytes_left_behind_never_reach_the_next_fill(
     os.write(write_fd, b"from unit b")
     with caplog.at_level(logging.ERROR):
         assert stage.fill(read_fd) == len(b"from unit b")
-    assert "held 11 bytes" in caplog.text
+    assert "contained 11 bytes" in caplog.text
     assert stage.take_back() == b"from unit b"
 
 
