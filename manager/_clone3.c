@@ -106,8 +106,9 @@ struct block {
 
 /* Blocks whose child may still be before its exec. Changed with the GIL held. */
 static struct block *pending;
-/* strerror() of each errno, made at import: the child must not call strerror(). */
+/* strerror() of each errno and its length, made at import: the child must not call strerror() or strlen(). */
 static const char *error_texts[ERROR_TEXTS];
+static size_t error_lengths[ERROR_TEXTS];
 
 static PyObject *CloneUnavailable;
 static PyObject *CloneFailed;
@@ -133,12 +134,19 @@ raw_syscall(long number, long a, long b, long c, long d)
 }
 #endif
 
+/* Append `text` to `buffer`, stopping before index `end`. */
+static size_t
+append_text_until(char *buffer, size_t used, const char *text, size_t end)
+{
+    while (*text && used < end)
+        buffer[used++] = *text++;
+    return used;
+}
+
 static size_t
 append_text(char *buffer, size_t used, const char *text)
 {
-    while (*text && used < MESSAGE_SIZE - 1)
-        buffer[used++] = *text++;
-    return used;
+    return append_text_until(buffer, used, text, MESSAGE_SIZE - 1);
 }
 
 static size_t
@@ -166,10 +174,20 @@ child_failed(struct block *block, int status_fd, const char *step, long error)
     used = append_text(message, used, " ");
     used = append_number(message, used, error);
     used = append_text(message, used, " ");
-    used = append_text(message, used, block->path);
+    const char *text = "unknown error";
+    size_t text_length = sizeof("unknown error") - 1;
+    if (error > 0 && error < ERROR_TEXTS && error_texts[error] != NULL) {
+        text = error_texts[error];
+        text_length = error_lengths[error];
+    }
+    /* A path longer than the message is cut, marked with "...", so the error text always fits. */
+    size_t path_end = MESSAGE_SIZE - 1 - text_length - sizeof(": ...") + 1;
+    size_t path_start = used;
+    used = append_text_until(message, used, block->path, path_end);
+    if (block->path[used - path_start] != '\0')
+        used = append_text(message, used, "...");
     used = append_text(message, used, ": ");
-    const char *text = error > 0 && error < ERROR_TEXTS ? error_texts[error] : NULL;
-    used = append_text(message, used, text ? text : "unknown error");
+    used = append_text(message, used, text);
     if (status_fd >= 0) {
         size_t written = 0;
         while (written < used) {
@@ -181,6 +199,35 @@ child_failed(struct block *block, int status_fd, const char *step, long error)
     }
     for (;;)
         raw_syscall(SYS_exit_group, EXIT_EXEC, 0, 0, 0);
+}
+
+/* Return whether an action of `block` names descriptor `fd`, as its source, its target or the one it closes. */
+static int
+action_names(const struct block *block, long fd)
+{
+    for (Py_ssize_t i = 0; i < block->action_count; i++) {
+        if (block->actions[3 * i + 1] == fd || block->actions[3 * i + 2] == fd)
+            return 1;
+    }
+    return 0;
+}
+
+/* Return a close-on-exec copy of the status descriptor that no action touches, or a negative errno. */
+static long
+copy_status_fd(const struct block *block)
+{
+    long result = raw_syscall(SYS_fcntl, block->status_fd, F_DUPFD_CLOEXEC, block->status_floor, 0);
+    /* EINVAL: the floor is at or above RLIMIT_NOFILE's soft limit. Take the lowest
+     * free number that no action names instead. It survives every action too. */
+    long start = 3;
+    while (result == -EINVAL && start < block->status_floor) {
+        long candidate = raw_syscall(SYS_fcntl, block->status_fd, F_DUPFD_CLOEXEC, start, 0);
+        if (candidate < 0 || !action_names(block, candidate))
+            return candidate;
+        raw_syscall(SYS_close, candidate, 0, 0, 0);
+        start = candidate + 1;
+    }
+    return result;
 }
 
 static int
@@ -205,10 +252,15 @@ run_child(void *data)
             continue;
         raw_syscall(SYS_rt_sigaction, sig, (long)&reset, 0, sizeof(uint64_t));
     }
-    /* Above every descriptor the actions use, so none of them overwrites it; closed at exec. */
+    /* A copy that no action overwrites or closes, closed at exec. */
     int status_fd = -1;
     if (block->status_fd >= 0) {
-        result = raw_syscall(SYS_fcntl, block->status_fd, F_DUPFD_CLOEXEC, block->status_floor, 0);
+        result = copy_status_fd(block);
+        /* No action has run yet, so the caller's descriptor still leads to the status pipe: report
+         * there rather than run a program whose failures would go unreported. A closed status
+         * descriptor (EBADF) has no reader to tell, and the program runs without one. */
+        if (result < 0 && result != -EBADF)
+            child_failed(block, block->status_fd, "fcntl", -result);
         status_fd = result >= 0 ? (int)result : -1;
     }
     result = raw_syscall(SYS_setsid, 0, 0, 0, 0);
@@ -508,12 +560,13 @@ spawn(PyObject *module, PyObject *args)
     clone_args.stack_size = CHILD_STACK_SIZE;
     clone_args.cgroup = (uint64_t)cgroup_fd;
 
-    /* Every signal stays blocked in the child until it has reset the handlers. */
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    /* Every signal stays blocked in the child until it has reset the handlers. The raw call
+     * blocks glibc's internal SIGCANCEL (32) and SIGSETXID (33) too: pthread_sigmask() leaves
+     * them open, and glibc's handlers would run in the child on the manager's thread pointer. */
+    uint64_t all = ~(uint64_t)0, previous = 0;
+    raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&previous, sizeof(uint64_t));
     long pid = clone3_run(&clone_args, run_child, block);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&previous, 0, sizeof(uint64_t));
 
     if (pid < 0) {
         int error = (int)-pid;
@@ -556,8 +609,10 @@ PyInit__clone3(void)
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
-    for (int error = 1; error < ERROR_TEXTS; error++)
+    for (int error = 1; error < ERROR_TEXTS; error++) {
         error_texts[error] = strdup(strerror(error));
+        error_lengths[error] = error_texts[error] != NULL ? strlen(error_texts[error]) : 0;
+    }
     CloneFailed = PyErr_NewException("unitmgr.manager._clone3.CloneFailed", PyExc_OSError, NULL);
     CloneUnavailable = PyErr_NewException("unitmgr.manager._clone3.CloneUnavailable", CloneFailed, NULL);
     if (CloneFailed == NULL || CloneUnavailable == NULL

@@ -357,7 +357,7 @@ class ServiceRuntime(UnitRuntime):
                 status = await self.main_exited
                 raise StartFailed("exit-code", ExitCause.UNCLEAN_CODE, status)
         else:
-            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
+            self._watch_helper_status(helper_fd, pid)
 
     async def _wait_ready(self) -> None:
         """Wait for READY=1. An exit before it fails the start, with Result=protocol if the exit was clean."""
@@ -386,7 +386,7 @@ class ServiceRuntime(UnitRuntime):
         for command in self.setting("ExecStart"):
             pid, helper_fd = self._spawn("ExecStart", command, main=True)
             if helper_fd is not None:
-                asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
+                self._watch_helper_status(helper_fd, pid)
             assert self.main_exited is not None
             status = await self.main_exited
             cause = classify_exit(status, "oneshot", self.setting("SuccessExitStatus"))
@@ -400,7 +400,7 @@ class ServiceRuntime(UnitRuntime):
             raise StartFailed("resources", ExitCause.UNCLEAN_CODE)
         pid, helper_fd = self._spawn("ExecStart", commands[0], main=True)
         if helper_fd is not None:
-            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
+            self._watch_helper_status(helper_fd, pid)
         assert self.main_exited is not None
         status = await self.main_exited
         cause = classify_exit(status, self.service_type, self.setting("SuccessExitStatus"))
@@ -437,29 +437,44 @@ class ServiceRuntime(UnitRuntime):
 
     async def _read_helper_status(self, fd: int, pid: int) -> str | None:
         """Wait for the verdict of process `pid` on its status pipe: None once the exec succeeded."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[str | None] = self.manager.loop.create_future()
+
+        def done(failure: str | None) -> None:
+            if not future.done():
+                future.set_result(failure)
+
+        self._watch_helper_status(fd, pid, done)
+        return await future
+
+    def _watch_helper_status(self, fd: int, pid: int,
+                             done: Callable[[str | None], None] | None = None) -> None:
+        """Read the status pipe of process `pid` until EOF, log a failure it reports, then call `done`.
+
+        A callback of the loop rather than a task: every spawn into a cgroup has
+        such a pipe, and a boot of 500 units would otherwise create 500 tasks.
+        """
+        loop = self.manager.loop
         chunks: list[bytes] = []
 
         def on_readable() -> None:
-            data = os.read(fd, 4096)
+            try:
+                data = os.read(fd, 4096)
+            except OSError as exc:
+                log.error("%s: reading the status pipe of process %d failed: %s", self.name, pid, exc)
+                data = b""
             if data:
                 chunks.append(data)
                 return
             loop.remove_reader(fd)
-            future.set_result(b"".join(chunks))
+            os.close(fd)
+            failure = None
+            if chunks:
+                code, failure = parse_helper_status(b"".join(chunks))
+                self._log_start_failure(f"process {pid} could not start: {failure}", code)
+            if done is not None:
+                done(failure)
 
         loop.add_reader(fd, on_readable)
-        try:
-            data = await future
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
-        if not data:
-            return None
-        code, reason = parse_helper_status(data)
-        self._log_start_failure(f"process {pid} could not start: {reason}", code)
-        return reason
 
     def _log_start_failure(self, message: str, code: int) -> None:
         """Log why a process could not start, in the manager's log and in the unit's own log.
@@ -483,7 +498,7 @@ class ServiceRuntime(UnitRuntime):
                 return None
             raise
         if helper_fd is not None:
-            asyncio.ensure_future(self._read_helper_status(helper_fd, pid))
+            self._watch_helper_status(helper_fd, pid)
         record = ControlRecord(pid, setting, command.source or " ".join(command.words))
         self.control_records.append(record)
         self.control_pids.add(pid)
