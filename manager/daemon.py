@@ -32,6 +32,7 @@ from unitmgr.manager.paths import Paths, ensure_private_dir
 from unitmgr.manager.protocol import PROTOCOL_VERSION
 from unitmgr.manager.reversedeps import ReverseDependencies
 from unitmgr.manager.service import ServiceRuntime
+from unitmgr.manager.spawn import collect_finished_spawns
 from unitmgr.manager.unitbase import TargetRuntime, UnitRuntime
 from unitmgr.units.loader import UnitLoader
 from unitmgr.units.model import Unit
@@ -240,6 +241,7 @@ class Manager:
             log.warning("boot finished; failed to start: %s", ", ".join(failed))
         else:
             log.info("boot finished; %d units started", len(results))
+        collect_finished_spawns()
         release_free_memory()
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:

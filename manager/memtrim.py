@@ -12,6 +12,13 @@ from __future__ import annotations
 def release_free_memory() -> None:
     """Return glibc's free heap pages to the kernel; do nothing on a C library without malloc_trim."""
     try:
+        from unitmgr.manager import _linuxcalls
+    except ImportError:  # built without a C compiler
+        pass
+    else:
+        _linuxcalls.malloc_trim()
+        return
+    try:
         import ctypes
 
         trim = ctypes.CDLL(None).malloc_trim

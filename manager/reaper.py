@@ -9,7 +9,6 @@ asyncio subprocesses): an exit status read by the wrong party is lost.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -37,9 +36,20 @@ class ExitStatus:
 def set_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants; return False where the
     kernel refuses."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
+    try:
+        from unitmgr.manager import _linuxcalls
+    except ImportError:  # built without a C compiler
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        err = ctypes.get_errno() if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 else 0
+    else:
+        try:
+            _linuxcalls.set_child_subreaper()
+            err = 0
+        except OSError as exc:
+            err = exc.errno or 0
+    if err:
         log.warning("could not become a child subreaper: %s", os.strerror(err))
         return False
     return True

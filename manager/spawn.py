@@ -254,6 +254,12 @@ def _start(path: str, argv: list[str], env: dict[str, str], actions: list[tuple]
         raise
 
 
+def collect_finished_spawns() -> None:
+    """Free what the clone3 spawner kept for children that have exec'd or exited since its last spawn."""
+    if _clone3 is not None:
+        _clone3.collect()
+
+
 def _disable_clone3(exc: OSError) -> None:
     global _clone3_enabled
     _clone3_enabled = False

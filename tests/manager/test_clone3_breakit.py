@@ -647,3 +647,11 @@ def test_crash_loop_children_in_cgroup(make_manager: Callable, tmp_path: Path) -
     assert set(forked) == {relative}, "each process the unit forked"
     assert "clone3 into cgroup refused" not in manager.log()
     assert "join their cgroup after the spawn" not in manager.log()
+
+
+@needs_clone3
+def test_collect_frees_finished_children(cgroup_fd: int, leak_check: None) -> None:
+    pids = [_clone3.spawn("/bin/true", ["true"], [], [], [], cgroup_fd) for _ in range(20)]
+    assert all(exit_code(pid) == 0 for pid in pids)
+    # Every child has exited, so the kernel has cleared every word: nothing is left in flight.
+    assert _clone3.collect() == 0
