@@ -187,6 +187,7 @@ def _spawn_born_in_cgroup(spec: SpawnSpec, devnull: int, cgroup_fd: int) -> Spaw
         pid = _start(spec.path, spec.argv, spec.env, _file_actions(spec, devnull, []), _sigdef(spec), cgroup_fd,
                      status_write)
     except _CloneFailed:
+        # TODO: EAGAIN from the cgroup's pids.max also lands here, and joining after the spawn bypasses TasksMax=.
         os.close(status_read)
         return _join_after_spawn(spec, devnull)
     except OSError as exc:
