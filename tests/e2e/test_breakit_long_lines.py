@@ -67,6 +67,17 @@ def follow_and_start(manager: ManagerProcess, unit: str, expected: bytes) -> lis
     return pieces
 
 
+def log_bytes(logs: Path, unit: str) -> int:
+    """Return the size of the unit's log files; a file that rotation renames meanwhile counts as 0."""
+    total = 0
+    for path in logs.glob(f"{unit}.log*"):
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def stored_pieces(manager: ManagerProcess, unit: str, lines: int) -> list[tuple[bytes, bool]]:
     """Return the pieces `logs` returns, every page of them."""
     return pieces_of(fetch_logs(manager.request, {"units": [unit], "lines": lines, "raw": True})["records"])
@@ -160,8 +171,8 @@ X-Unitmgr-LogKeepFiles=1000
     manager = make_manager(units)
     manager.request("start", {"units": ["pausing"], "no_block": True})
     logs = manager.home / "state" / "logs"
-    wait_for(lambda: sum(path.stat().st_size for path in logs.glob("pausing.service.log*")) >= 120_000,
-             timeout=30, message="the first 120000 bytes in the log")
+    wait_for(lambda: log_bytes(logs, "pausing.service") >= 120_000, timeout=30,
+             message="the first 120000 bytes in the log")
 
     with Client.local(paths_module.resolve(manager.env)) as client:
         client.subscribe(["log"], ["pausing"], raw=True)
