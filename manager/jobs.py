@@ -16,8 +16,8 @@ start or stop joins the one running, a stop cancels a start (running, or
 still waiting for its ordering) and takes over, anything else waits for the
 running job and then runs. The stop of a restart is the exception: it waits
 for a start in progress instead of canceling it, so two restarts that meet
-(two shells, two hosts of a fan-out) both succeed, as systemd merges them. Jobs on different units run concurrently, and
-there is no global lock.
+(two shells, two hosts of a fan-out) both succeed, as systemd merges them.
+Jobs on different units run concurrently, and there is no global lock.
 """
 
 from __future__ import annotations
@@ -320,8 +320,8 @@ class Transactions:
         units = self._dependents(names)
         for runtime in units.values():
             runtime.restarting = True
-        # A plain stop that arrives during the stop phase merges into it, so the stop
-        # requests are counted first: the start phase then sees that stop and gives way.
+        # A plain stop that arrives during the stop phase merges into it. The stop requests
+        # are counted first, so the start phase detects that stop and gives way to it.
         stops_seen = {name: runtime.stop_requests for name, runtime in units.items()}
         await self.stop_set(units, replace_start=False)
         return await self.start(list(units), cycles_out, stops_seen)

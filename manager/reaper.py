@@ -37,22 +37,25 @@ def set_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants; return False where the
     kernel refuses."""
     try:
+        _set_child_subreaper()
+    except OSError as exc:
+        log.warning("could not become a child subreaper: %s", exc.strerror)
+        return False
+    return True
+
+
+def _set_child_subreaper() -> None:
+    try:
         from unitmgr.manager import _linuxcalls
     except ImportError:  # built without a C compiler
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        err = ctypes.get_errno() if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 else 0
-    else:
-        try:
-            _linuxcalls.set_child_subreaper()
-            err = 0
-        except OSError as exc:
-            err = exc.errno or 0
-    if err:
-        log.warning("could not become a child subreaper: %s", os.strerror(err))
-        return False
-    return True
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error)) from None
+        return
+    _linuxcalls.set_child_subreaper()
 
 
 def exit_status_from_siginfo(info: os.waitid_result) -> ExitStatus:

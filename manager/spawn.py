@@ -190,9 +190,6 @@ def _spawn_born_in_cgroup(spec: SpawnSpec, devnull: int, cgroup_fd: int) -> Spaw
         # TODO: EAGAIN from the cgroup's pids.max also lands here, and joining after the spawn bypasses TasksMax=.
         os.close(status_read)
         return _join_after_spawn(spec, devnull)
-    except OSError as exc:
-        os.close(status_read)
-        raise SpawnError(f"could not execute {spec.path}: {exc.strerror}", 203, exc.errno) from None
     except BaseException:
         os.close(status_read)
         raise

@@ -30,7 +30,7 @@ STAGE_BYTES = 1024 * 1024
 
 
 class SpliceStage:
-    """One pipe that holds the bytes of one read on their way from a unit's pipe into its log file."""
+    """A pipe that carries the bytes of one read from a unit's pipe into its log file."""
 
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

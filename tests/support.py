@@ -86,6 +86,12 @@ class ManagerProcess:
     def marker(self) -> bytes:
         return f"UNITMGR_HOME={self.home}".encode()
 
+    def write_config(self, text: str) -> None:
+        """Write `text` as the manager's unitmgr.conf, read when it next starts."""
+        config = self.home / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "unitmgr.conf").write_text(text)
+
     def start(self, wait: bool = True) -> ManagerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")

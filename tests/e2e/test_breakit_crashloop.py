@@ -21,9 +21,7 @@ def damped_manager(make_manager, tmp_path: Path) -> ManagerProcess:
     units = tmp_path / "units"
     write_unit(units, "crash.service", CRASHER)
     manager = make_manager(units, start=False)
-    config = manager.home / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "unitmgr.conf").write_text("[Manager]\nCrashLoopBurst=2\nCrashLoopMaxDelaySec=60s\n")
+    manager.write_config("[Manager]\nCrashLoopBurst=2\nCrashLoopMaxDelaySec=60s\n")
     manager.start()
     manager.request("start", {"units": ["crash"], "no_block": True})
     wait_for(lambda: (manager.status("crash").get("crash_loop") or {}).get("delay", 0) >= 1.6, timeout=30,

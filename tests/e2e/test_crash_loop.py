@@ -29,9 +29,7 @@ def crash_looping(make_manager, tmp_path: Path, unit: str, text: str, config: st
     units = tmp_path / "units"
     write_unit(units, f"{unit}.service", text)
     manager = make_manager(units, start=False)
-    config_dir = manager.home / "config"
-    config_dir.mkdir(parents=True)
-    (config_dir / "unitmgr.conf").write_text(f"[Manager]\n{config}")
+    manager.write_config(f"[Manager]\n{config}")
     manager.start()
     manager.request("start", {"units": [unit], "no_block": True})
     try:

@@ -40,9 +40,9 @@ def test_exec_failure_reason_shown(make_manager, tmp_path: Path, name: str, body
     manager.request("start", {"units": [name], "no_block": True})
     wait_for(lambda: manager.status(name)["active_state"] == "failed", message=f"{name} to fail")
     wait_for(lambda: reason in log_text(manager, name), message=f"the reason in {name}'s log")
-    shown = manager.unitsh("-c", f"status {name}")
-    assert reason in shown.stdout
-    assert "203/EXEC" in shown.stdout
+    status_output = manager.unitsh("-c", f"status {name}")
+    assert reason in status_output.stdout
+    assert "203/EXEC" in status_output.stdout
 
 
 def test_crash_loop_reasons_logged(make_manager, tmp_path: Path) -> None:
@@ -50,9 +50,7 @@ def test_crash_loop_reasons_logged(make_manager, tmp_path: Path) -> None:
     write_unit(units, "loop.service", "[Unit]\nStartLimitBurst=1000\n[Service]\nExecStart=/nonexistent/loop\n"
                                       "Restart=always\nRestartSec=0\n")
     manager = make_manager(units, start=False)
-    config = manager.home / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "unitmgr.conf").write_text("[Manager]\nCrashLoopMaxDelaySec=0\n")
+    manager.write_config("[Manager]\nCrashLoopMaxDelaySec=0\n")
     manager.start()
 
     manager.request("start", {"units": ["loop"], "no_block": True})
@@ -61,5 +59,5 @@ def test_crash_loop_reasons_logged(make_manager, tmp_path: Path) -> None:
     reason = "could not execute /nonexistent/loop: No such file or directory (status=203/EXEC)"
     count = log_text(manager, "loop").count(reason)
     assert count >= 100, "one reason per failed start"
-    shown = manager.unitsh("-c", "status loop")
-    assert reason in shown.stdout
+    status_output = manager.unitsh("-c", "status loop")
+    assert reason in status_output.stdout

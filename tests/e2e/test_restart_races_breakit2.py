@@ -27,8 +27,8 @@ def wait_received(manager: ManagerProcess, cmd: str, count: int) -> None:
 
 def test_stop_beats_restart_waiting_on_start(make_manager, tmp_path: Path) -> None:
     # The start never gets READY=1, so the restart's stop waits for it. A plain stop then
-    # cancels that start; as in systemd, the stop wins: the unit ends inactive and the
-    # restart is canceled, instead of the restart starting the unit again after the stop.
+    # cancels that start. As in systemd, the stop wins, so the unit ends inactive and the
+    # restart is canceled instead of starting the unit again after the stop.
     units = tmp_path / "units"
     write_unit(units, "stuck.service", "[Service]\nType=notify\nTimeoutStartSec=8\nExecStart=/bin/sleep 1000\n")
     manager = make_manager(units)
@@ -95,7 +95,7 @@ def test_ten_concurrent_restarts_all_done(make_manager, tmp_path: Path) -> None:
 
 def test_restart_with_dependency_racing(make_manager, tmp_path: Path) -> None:
     # app Requires= and PartOf= db: a restart of db restarts app too. Restarts of both,
-    # several at once, must all answer and leave both running.
+    # several at once, must all get a result and leave both running.
     units = tmp_path / "units"
     write_unit(units, "db.service", "[Service]\nExecStartPre=/bin/sleep 0.2\nExecStart=/bin/sleep 1000\n")
     write_unit(units, "app.service", """\

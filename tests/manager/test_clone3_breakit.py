@@ -627,9 +627,7 @@ def test_crash_loop_children_in_cgroup(make_manager: Callable, tmp_path: Path) -
     write_unit(units, "crash.service", f"[Unit]\nStartLimitBurst=1000\n[Service]\nExecStart=/bin/sh {script}\n"
                                        "Restart=always\nRestartSec=0\n")
     manager = make_manager(units, start=False)
-    config = manager.home / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "unitmgr.conf").write_text("[Manager]\nCrashLoopMaxDelaySec=0\n")  # no damping: restart at once
+    manager.write_config("[Manager]\nCrashLoopMaxDelaySec=0\n")  # no damping: restart at once
     manager.start()
     manager.request("start", {"units": ["crash"], "no_block": True})
     cgroup = wait_for(lambda: manager.status("crash")["cgroup"], message="the unit's cgroup")

@@ -59,7 +59,7 @@ async def test_reader_counts_bytes_a_full_disk_refuses(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_refused_splice_falls_back_to_reads(
+async def test_rejected_splice_falls_back_to_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Stands in for a file system without splice support (EINVAL), which this machine does not have:

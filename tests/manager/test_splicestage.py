@@ -13,9 +13,9 @@ from unitmgr.manager.splicestage import F_SETPIPE_SZ, SpliceStage
 
 @pytest.fixture
 def stage() -> SpliceStage:
-    made = SpliceStage()
-    yield made
-    made.close()
+    created = SpliceStage()
+    yield created
+    created.close()
 
 
 @pytest.fixture
