@@ -24,6 +24,7 @@ from typing import Any
 from unitmgr.manager import reaper as reaper_module
 from unitmgr.manager.config import load_manager_config
 from unitmgr.manager.config import log_diagnostics as log_config_diagnostics
+from unitmgr.manager.descriptors import descriptors_for, reserve_table
 from unitmgr.manager.environment import build_environment, manager_variables
 from unitmgr.manager.jobs import Transactions, run_unit_job
 from unitmgr.manager.logstore import LogStore
@@ -42,6 +43,8 @@ from unitmgr.units.specifiers import SpecifierContext
 log = logging.getLogger(__name__)
 
 BOOT_TARGET = "default.target"
+# Maximum pause of the cyclic garbage collector at start-up (see cli.py).
+GC_PAUSE_SECONDS = 5.0
 
 
 class Manager:
@@ -65,11 +68,13 @@ class Manager:
         # created, count) it was built for.
         self._created = 0
         self._known_names: tuple[UnitLoader, int, int, int, list[str]] | None = None
+        self.context = SpecifierContext.from_environment(self.base_env)
+        self.loader = UnitLoader(unit_dirs, self.context, self.config.defaults)
+        # Before the log store starts its removal thread (descriptors.py).
+        reserve_table(descriptors_for(len(self.loader.names())))
         self.logs = LogStore(paths.log_dir)
         self.reaper: reaper_module.Reaper
         self.transactions = Transactions(self)
-        self.context = SpecifierContext.from_environment(self.base_env)
-        self.loader = UnitLoader(unit_dirs, self.context, self.config.defaults)
         self.cycles: list[list[str]] = []
         self.listeners: list[Callable[[UnitRuntime], None]] = []
         self.shutdown_requested = asyncio.Event()
@@ -243,12 +248,15 @@ class Manager:
             log.info("boot finished; %d units started", len(results))
         collect_finished_spawns()
         release_free_memory()
+        gc.enable()  # paused during the boot by cli.py
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await self.start()
         # The modules, the configuration and the endpoint live as long as the manager, so the
         # cyclic collector stops visiting them. Visiting them took 20 to 35 ms of a boot of 500 units.
         gc.freeze()
+        # A boot that waits long for a unit (ExecStartPre=, Type=notify) collects cycles again after a while.
+        self.loop.call_later(GC_PAUSE_SECONDS, gc.enable)
         boot = asyncio.ensure_future(self.boot())
         self.boot_task = boot
         if ready is not None:

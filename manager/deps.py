@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager.states import ActiveState
 from unitmgr.units.model import Unit
@@ -37,19 +37,31 @@ NEEDING_KEYS = ("Wants", "Requires", "Requisite", "BindsTo", "Upholds")
 ALIASES = {"BindsTo": ("BindTo",)}
 _INACTIVE = (ActiveState.INACTIVE, ActiveState.FAILED)
 _RUNNING = (ActiveState.ACTIVE, ActiveState.ACTIVATING, ActiveState.RELOADING)
+# The key of the dependency lists in Unit.derived.
+_LISTS = "dependencies"
+
+
+# Keys whose entries the loader extends (units/model.py, Unit.get()); every other list is empty unless written.
+_EXTENDED_KEYS = ("Wants", "Requires")
 
 
 def _explicit(unit: Unit, key: str) -> list[str]:
+    written = unit.settings.get("Unit") or {}
     names: list[str] = []
     for name in [key, *ALIASES.get(key, ())]:
+        if name not in written and name not in _EXTENDED_KEYS:
+            continue  # skips Unit.get() and its copy of the empty default
         for other in unit.get("Unit", name) or []:
             if other not in names:
                 names.append(other)
     return names
 
 
-def _implicit(unit: Unit, key: str) -> list[str]:
-    if unit.get("Unit", "DefaultDependencies") is False:
+def _implicit(unit: Unit, key: str, lists: dict[str | None, Any]) -> list[str]:
+    default_dependencies = lists.get(None)
+    if default_dependencies is None:
+        default_dependencies = lists[None] = unit.get("Unit", "DefaultDependencies") is not False
+    if not default_dependencies:
         return []
     if unit.kind == "service":
         return {"Requires": [BASIC_TARGET], "After": [BASIC_TARGET],
@@ -65,15 +77,18 @@ def dependencies(unit: Unit, key: str) -> tuple[str, ...]:
 
     A start of one service reads about 20 of these lists.
     """
-    cache_key = ("dependencies", key)
-    cached = unit.derived.get(cache_key)
+    # One dict per unit, with DefaultDependencies= under None.
+    lists = unit.derived.get(_LISTS)
+    if lists is None:
+        lists = unit.derived[_LISTS] = {}
+    cached = lists.get(key)
     if cached is not None:
         return cached
     names = _explicit(unit, key)
-    for other in _implicit(unit, key):
+    for other in _implicit(unit, key, lists):
         if other not in names and other != unit.name:
             names.append(other)
-    result = unit.derived[cache_key] = tuple(names)
+    result = lists[key] = tuple(names)
     return result
 
 

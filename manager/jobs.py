@@ -141,6 +141,10 @@ def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+# A start transaction of this many units holds back the manager's log lines until it is done.
+BULK_START_UNITS = 32
+
+
 class Transactions:
     def __init__(self, manager: Manager):
         self.manager = manager
@@ -228,6 +232,10 @@ class Transactions:
         everything = asyncio.ensure_future(asyncio.gather(*(start_one(name) for name in units)))
         self._background.add(everything)
         everything.add_done_callback(self._background.discard)
+        if len(units) >= BULK_START_UNITS:
+            # Spawning comes first; the units' MANAGER lines are stored after (logstore.py).
+            self.manager.logs.hold_messages()
+            everything.add_done_callback(lambda _done: self.manager.logs.release_messages())
         # Reply once the requested units' jobs are done. Pulled-in units may still be starting.
         requested = [futures[name] for name in names if name in futures]
         if requested:

@@ -137,3 +137,48 @@ def test_start_failure_names_directory(make_manager, tmp_path: Path) -> None:
                "(status=200/CHDIR)" in line for line in lines)
     shown = manager.unitsh("-c", "status nodir").stdout
     assert "Changing to the requested working directory failed: /nonexistent" in shown
+
+
+def test_bulk_boot_stores_every_units_lines(make_manager, tmp_path: Path) -> None:
+    """A boot of 40 units holds the manager's lines back while it spawns (logstore.py), then stores them all."""
+    units = tmp_path / "units"
+    count = 40
+    for number in range(count):
+        write_unit(units, f"bulk{number}.service", f"""\
+[Unit]
+Description=Bulk worker {number}
+[Service]
+ExecStart=/bin/sh -c 'echo ready {number}; exec sleep 600'
+""", enable=True)
+    manager = make_manager(units)
+    log_dir = manager.home / "state" / "logs"
+
+    def all_stored() -> bool:
+        return all((log_dir / f"bulk{number}.service.idx").exists() for number in range(count))
+
+    wait_for(all_stored, timeout=30, message="every unit's log files")
+    for number in range(count):
+        def shown(number: int = number) -> list[tuple[str, str]]:
+            records = manager.request("logs", {"units": [f"bulk{number}"], "lines": 0})["records"]
+            return [(record["stream"], record["text"]) for record in records]
+
+        wait_for(lambda number=number: ("stdout", f"ready {number}") in shown(), timeout=30,
+                 message=f"output of bulk{number}")
+        # The held lines come before the unit's own output, as if stored at once.
+        assert shown()[:3] == [("manager", f"Starting Bulk worker {number}..."),
+                             ("manager", f"Started Bulk worker {number}."),
+                             ("stdout", f"ready {number}")]
+
+
+def test_manager_descriptor_table_reserved(make_manager, tmp_path: Path) -> None:
+    """The manager sizes its descriptor table for its units before any thread starts (descriptors.py)."""
+    from unitmgr.manager.descriptors import descriptors_for
+
+    units = tmp_path / "units"
+    for number in range(100):
+        write_unit(units, f"idle{number}.service", "[Service]\nExecStart=/bin/sleep 600\n")
+    manager = make_manager(units)
+
+    with open(f"/proc/{manager.proc.pid}/status") as status:
+        size = int(next(line for line in status if line.startswith("FDSize:")).split()[1])
+    assert size >= descriptors_for(100)

@@ -127,3 +127,65 @@ def test_missing_directory_created(tmp_path: Path) -> None:
 
     assert [line.data for line in store.tail("z.service", 0)] == [b"Started z."]
     store.close()
+
+
+async def test_held_lines_wait_for_release(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    store.hold_messages()
+    store.write_message("h.service", "Starting h...")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # Held: no file is created while many units are starting.
+    assert not (tmp_path / "h.service.idx").exists()
+
+    store.release_messages()
+    await asyncio.sleep(0)
+
+    assert [line.data for line in store.tail("h.service", 0)] == [b"Starting h..."]
+    store.close()
+
+
+async def test_nested_holds_release_on_the_last(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    store.hold_messages()
+    store.hold_messages()
+    store.write_message("n.service", "Started n.")
+    store.release_messages()
+    await asyncio.sleep(0)
+    assert not (tmp_path / "n.service.idx").exists()
+
+    store.release_messages()
+    await asyncio.sleep(0)
+
+    assert (tmp_path / "n.service.idx").exists()
+    store.close()
+
+
+async def test_held_lines_stored_after_hold_seconds(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("unitmgr.manager.logstore.HOLD_SECONDS", 0.05)
+    store = LogStore(tmp_path)
+    store.hold_messages()
+    store.write_message("w.service", "Started w.")
+    index = tmp_path / "w.service.idx"
+    deadline = time.monotonic() + 5
+    while not index.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+    # Stored although the hold never ended.
+    assert index.exists()
+    store.release_messages()
+    store.close()
+
+
+async def test_output_while_held_comes_after_the_held_lines(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    store.hold_messages()
+    writer = store.writer("o.service")
+    store.write_message("o.service", "Started o.")
+    writer.write(b"first output\n", STDOUT, 10)
+
+    lines = store.tail("o.service", 0)
+
+    assert [(line.stream, line.data) for line in lines] == [("manager", b"Started o."), ("stdout", b"first output")]
+    store.release_messages()
+    store.close()
