@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The key of the unit's rlimits in Unit.derived (ServiceRuntime._rlimits()).
+_RLIMITS_KEY = "rlimits"
 RLIMIT_NAMES = {
     "LimitCPU": "RLIMIT_CPU", "LimitFSIZE": "RLIMIT_FSIZE", "LimitDATA": "RLIMIT_DATA",
     "LimitSTACK": "RLIMIT_STACK", "LimitCORE": "RLIMIT_CORE", "LimitRSS": "RLIMIT_RSS",
@@ -584,22 +586,30 @@ class ServiceRuntime(UnitRuntime):
 
     def _spawn_spec(self, path: str, argv: list[str], env: dict[str, str], stdio: StdioTargets) -> SpawnSpec:
         cwd, cwd_optional = self._working_directory()
-        rlimits = {}
-        for key, name in RLIMIT_NAMES.items():
-            value = self.setting(key)
-            if value is not None:
-                rlimits[name] = (value.soft, value.hard)
         spec = SpawnSpec(
             path=path, argv=argv, env=env,
             stdout_fd=stdio.stdout_fd, stderr_fd=stdio.stderr_fd,
             cwd=cwd, cwd_optional=cwd_optional,
-            umask=self.setting("UMask"), nice=self.setting("Nice"), rlimits=rlimits,
+            umask=self.setting("UMask"), nice=self.setting("Nice"), rlimits=self._rlimits(),
             ignore_sigpipe=self.setting("IgnoreSIGPIPE") is not False,
         )
         # CPU affinity, I/O priority, OOM score and the unit's cgroup: manager/resources.py
         if getattr(self.manager, "resources", None) is not None:
             self.manager.resources.prepare_spawn(self, spec)
         return spec
+
+    def _rlimits(self) -> dict[str, tuple[int, int]]:
+        """Return the unit's Limit*= settings as RLIMIT_* names with (soft, hard), read once per definition."""
+        derived = self.unit.derived
+        rlimits = derived.get(_RLIMITS_KEY)
+        if rlimits is None:
+            rlimits = derived[_RLIMITS_KEY] = {}
+            for key, name in RLIMIT_NAMES.items():
+                value = self.setting(key)
+                if value is not None:
+                    rlimits[name] = (value.soft, value.hard)
+        # Shared by every spawn of this definition: spawn.py only reads it.
+        return rlimits
 
     def _working_directory(self) -> tuple[str | None, bool]:
         value = self.setting("WorkingDirectory") or ""

@@ -34,17 +34,31 @@ def read_limited(path: Path | str, kind: str = "unit file", limit: int = MAX_UNI
     """Return the bytes of `path`; raise FileTooLargeError above `limit`, or OSError when unreadable.
 
     `kind` names the file in the error message ("unit file", "environment file")."""
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
+    # os.open() and os.read() rather than open(): a buffered file object costs three more system
+    # calls per file (fstat, ioctl, lseek), and the manager reads every unit file at start-up.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
         if size > limit:
             raise FileTooLargeError(path, size, limit, kind)
         # st_size is 0 for some special files, and a file may grow meanwhile, so
         # reading up to one byte more than the limit detects a file over it. The
         # first read requests the size found plus one byte: a read of the whole
         # limit allocates a 4 MiB buffer each time (24 µs more per unit file).
-        data = file.read(size + 1 if size else limit + 1)
-        if size and len(data) > size:
-            data += file.read(limit + 1 - len(data))
+        chunks = []
+        total = 0
+        target = size + 1 if size else limit + 1
+        while total < target:
+            chunk = os.read(fd, target - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total == target:
+                target = limit + 1  # the file grew since fstat()
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > limit:
         raise FileTooLargeError(path, len(data), limit, kind)
     return data

@@ -89,6 +89,8 @@ class _DirectoryIndex:
 
     path: Path
     entries: set[str] = field(default_factory=set)
+    # The entries that are symbolic links, from the directory's own entry types.
+    links: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -206,10 +208,13 @@ class UnitLoader:
             self._index = []
             for directory in self.search_path:
                 try:
-                    entries = set(os.listdir(directory))
+                    with os.scandir(directory) as scan:
+                        listed = [(entry.name, entry.is_symlink()) for entry in scan]
                 except OSError:
                     continue
-                self._index.append(_DirectoryIndex(directory, entries))
+                entries = {name for name, _link in listed}
+                links = {name for name, link in listed if link}
+                self._index.append(_DirectoryIndex(directory, entries, links))
         return self._index
 
     def _alias_index(self) -> dict[str, list[str]]:
@@ -217,7 +222,8 @@ class UnitLoader:
         if self._aliases is None:
             self._aliases = {}
             for directory in self._directories():
-                for entry in sorted(directory.entries):
+                # Only a link can be an alias.
+                for entry in sorted(directory.links):
                     if not names.is_valid_name(entry):
                         continue
                     target = self._alias_target(directory.path / entry)
@@ -239,11 +245,28 @@ class UnitLoader:
         return list(self._names)
 
     def _find_file(self, name: str) -> Path | None:
+        found = self._locate(name)
+        return found[0] if found is not None else None
+
+    def _locate(self, name: str) -> tuple[Path, bool, bool] | None:
+        """Return the file (or link) that provides `name`, whether it masks the unit, and whether it is a link.
+
+        One lstat distinguishes a plain unit file, the usual case, from a link:
+        only a link costs the stat and readlink that masks and aliases need."""
         for directory in self._directories():
-            if name in directory.entries:
-                candidate = directory.path / name
-                if candidate.is_file() or is_mask(candidate) or candidate.is_symlink():
-                    return candidate
+            if name not in directory.entries:
+                continue
+            candidate = directory.path / name
+            try:
+                info = os.lstat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                return candidate, is_mask(candidate), True
+            if stat.S_ISREG(info.st_mode):
+                return candidate, info.st_size == 0, False
+            if stat.S_ISCHR(info.st_mode):
+                return candidate, True, False
         return None
 
     def listed(self, name: str) -> bool:
@@ -321,15 +344,17 @@ class UnitLoader:
                         load_error=f"Invalid unit name '{name}'; write a full name such as "
                                    "web.service or worker@1.service")
         seen.add(name)
-        path = self._find_file(name)
+        found = self._locate(name)
         template = names.template_of(name)
-        if path is None and template:
-            path = self._find_file(template)
-        if path is not None:
-            if is_mask(path):
+        if found is None and template:
+            found = self._locate(template)
+        path = found[0] if found is not None else None
+        if found is not None:
+            path, masked, is_link = found
+            if masked:
                 return Unit(name=name, kind=names.unit_type(name), fragment_path=str(path),
                             load_state="masked", load_error=f"Unit {name} is masked.")
-            alias = self._alias_target(path)
+            alias = self._alias_target(path) if is_link else None
             real = alias_unit(name, alias, template) if alias is not None else None
             # A name already on the way (a cycle of aliases, or an instance linked to its own
             # template, as in u@2.service -> u@.service) is read as a unit file.
