@@ -247,8 +247,10 @@ class Manager:
         else:
             log.info("boot finished; %d units started", len(results))
         collect_finished_spawns()
+        # Paused during the boot by cli.py: one collection frees the boot's cycles before the trim.
+        gc.enable()
+        gc.collect()
         release_free_memory()
-        gc.enable()  # paused during the boot by cli.py
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         await self.start()

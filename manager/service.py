@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 # The key of the unit's rlimits in Unit.derived (ServiceRuntime._rlimits()).
 _RLIMITS_KEY = "rlimits"
+_NO_RLIMITS: dict[str, tuple[int, int]] = {}
 RLIMIT_NAMES = {
     "LimitCPU": "RLIMIT_CPU", "LimitFSIZE": "RLIMIT_FSIZE", "LimitDATA": "RLIMIT_DATA",
     "LimitSTACK": "RLIMIT_STACK", "LimitCORE": "RLIMIT_CORE", "LimitRSS": "RLIMIT_RSS",
@@ -603,11 +604,13 @@ class ServiceRuntime(UnitRuntime):
         derived = self.unit.derived
         rlimits = derived.get(_RLIMITS_KEY)
         if rlimits is None:
-            rlimits = derived[_RLIMITS_KEY] = {}
+            rlimits = {}
             for key, name in RLIMIT_NAMES.items():
                 value = self.setting(key)
                 if value is not None:
                     rlimits[name] = (value.soft, value.hard)
+            # Most units set no limit: they share one empty dict.
+            rlimits = derived[_RLIMITS_KEY] = rlimits or _NO_RLIMITS
         # Shared by every spawn of this definition: spawn.py only reads it.
         return rlimits
 
