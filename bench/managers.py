@@ -196,7 +196,10 @@ class Unitmgr(ManagerUnderTest):
         return "[Unit]\n" + "\n".join(unit) + "\n\n[Service]\n" + "\n".join(lines) + "\n"
 
     def command(self) -> list[str]:
-        return [self.python, "-m", "unitmgr.manager.cli", "--user", "--units", str(self.units), *self.extra_args]
+        # The `unitmgr` script a user runs, as supervisord and Circus run from theirs.
+        script = Path(self.python).with_name("unitmgr")
+        launcher = [str(script)] if script.exists() else [self.python, "-m", "unitmgr.manager.cli"]
+        return [*launcher, "--user", "--units", str(self.units), *self.extra_args]
 
     def control_ready(self) -> bool:
         return (self.home / "runtime" / "endpoint.json").exists()

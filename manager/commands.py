@@ -43,13 +43,26 @@ async def _list_sockets(manager: Manager, args: dict[str, Any]) -> dict[str, Any
     return await list_sockets(manager, args)
 
 
-def _unit_file_commands(manager: Manager) -> dict[str, Any]:  # unitinfo.py
-    from unitmgr.manager.unitinfo import UnitFileCommands
+# The unit-file commands, by request name and UnitFileCommands method.
+UNIT_FILE_COMMANDS = {"verify": "verify", "cat": "cat", "show": "show", "enable": "enable",
+                      "disable": "disable", "is-enabled": "is_enabled", "list-unit-files": "list_unit_files"}
 
-    files = UnitFileCommands(manager)
-    return {"verify": files.verify, "cat": files.cat, "show": files.show, "enable": files.enable,
-            "disable": files.disable, "is-enabled": files.is_enabled,
-            "list-unit-files": files.list_unit_files}
+
+def _unit_file_commands(manager: Manager) -> dict[str, Any]:  # unitinfo.py
+    """Return the unit-file commands; unitinfo.py and its imports load on the first such request, not at boot."""
+    implementation: list[Any] = []
+
+    def command(method: str) -> Callable[[dict[str, Any]], Any]:
+        def run(args: dict[str, Any]) -> Any:
+            if not implementation:
+                from unitmgr.manager.unitinfo import UnitFileCommands
+
+                implementation.append(UnitFileCommands(manager))
+            return getattr(implementation[0], method)(args)
+
+        return run
+
+    return {name: command(method) for name, method in UNIT_FILE_COMMANDS.items()}
 
 
 def _list_values(name: str, runtime: UnitRuntime) -> tuple[Any, ...]:

@@ -196,9 +196,9 @@ def read_authorized_keys(path: Path) -> set[bytes]:
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
     """Write `text` to `path` through a temporary file and a rename, with `mode`."""
-    import tempfile  # only writers need it, so clients that read keys skip its imports
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # Named as tempfile.mkstemp() would, without importing tempfile (and shutil, bz2, lzma) at start-up.
+    tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="ascii") as f:
