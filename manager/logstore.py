@@ -75,6 +75,8 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_KEEP_FILES = 4
 # Seconds between checks that the log files still have their names.
 CHECK_INTERVAL = 0.2
+# How many announced pids of one file are kept in a tuple before a set (UnitLog._announce()).
+ANNOUNCED_TUPLE_MAX = 4
 # Maximum wait of a MANAGER line while hold_messages() is in effect.
 HOLD_SECONDS = 1.0
 # Maximum length in bytes of a stored identifier; longer ones are cut.
@@ -144,7 +146,8 @@ class UnitLog:
         self.check_interval = CHECK_INTERVAL
         self._names: dict[int, str] = {}
         self.manager_pid = os.getpid()  # the pid of MANAGER lines
-        self._announced: set[int] = set()
+        # The pids whose identifier record this file has (_announce()).
+        self._announced: tuple[int, ...] | set[int] = ()
         # MANAGER lines with their times, waiting for flush_messages(), or None when there are none.
         self._queued: list[tuple[bytes, float]] | None = None
         # Called with (data, stream, pid, time, eof) for every read: `on_data`
@@ -187,7 +190,7 @@ class UnitLog:
         if self.size == 0 and os.fstat(self.index_fd).st_size:
             # The index describes a data file that is gone.
             os.ftruncate(self.index_fd, 0)
-        self._announced.clear()
+        self._announced = ()
         self._last_check = time.monotonic()
 
     def close(self) -> None:
@@ -240,7 +243,18 @@ class UnitLog:
             self._rotate()
         if pid and pid not in self._announced:
             self._append_record(self._identifier_record(pid), META_FLAG, pid, time.time())
-            self._announced.add(pid)
+            self._announce(pid)
+
+    def _announce(self, pid: int) -> None:
+        # Usually the manager and one main process: a tuple of up to 4 takes 48 to 72 bytes where a
+        # set takes 216. A unit whose many processes write output gets a set, for constant-time lookups.
+        announced = self._announced
+        if isinstance(announced, set):
+            announced.add(pid)
+        elif len(announced) < ANNOUNCED_TUPLE_MAX:
+            self._announced = (*announced, pid)
+        else:
+            self._announced = {*announced, pid}
 
     def _identifier_record(self, pid: int) -> bytes:
         return self.identifier_of(pid).encode("utf-8", "replace")[:MAX_IDENTIFIER]
@@ -317,7 +331,7 @@ class UnitLog:
             self._prepare(0)
             if pid not in self._announced:
                 records.insert(0, (self._identifier_record(pid), META_FLAG, queued[0][1]))
-                self._announced.add(pid)
+                self._announce(pid)
             self._append_records(records, pid)
         except OSError as exc:
             self._failed(sum(len(data) for data, _stamp in queued), pid, exc)

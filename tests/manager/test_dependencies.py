@@ -72,3 +72,25 @@ def test_dependencies_computed_once_per_definition() -> None:
     # daemon-reload builds a new unit, which computes its own lists.
     reloaded = unit("web.service", "[Unit]\nAfter=cache.service\n")
     assert list(dependencies(reloaded, "After")) == ["cache.service", "basic.target"]
+
+
+def test_unwritten_keys_empty() -> None:
+    web = unit("web.service", "[Unit]\nWants=db.service\n[Service]\nExecStart=/bin/true\n")
+
+    assert dependencies(web, "Wants") == ("db.service",)
+    assert dependencies(web, "PartOf") == ()
+    assert dependencies(web, "OnFailure") == ()
+
+
+def test_key_outside_the_known_list() -> None:
+    # Not one of DEPENDENCY_KEYS: computed on request, and the same on the next call.
+    web = unit("web.service", "[Unit]\nDocumentation=man:web(1)\n[Service]\nExecStart=/bin/true\n")
+
+    assert dependencies(web, "Documentation") == ("man:web(1)",)
+    assert dependencies(web, "Documentation") == ("man:web(1)",)
+
+
+def test_old_spelling_merged() -> None:
+    web = unit("web.service", "[Unit]\nBindTo=db.service\n[Service]\nExecStart=/bin/true\n")
+
+    assert dependencies(web, "BindsTo") == ("db.service",)

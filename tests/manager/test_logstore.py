@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from unitmgr.manager import logstore
+from unitmgr.manager.logformat import META_FLAG, RECORD
 from unitmgr.manager.logstore import STDERR, STDOUT, LogStore, UnitLogOptions
 from unitmgr.manager.splicestage import F_SETPIPE_SZ, SpliceStage
 
@@ -430,3 +431,19 @@ def test_splice_stops_near_the_rotation_size(tmp_path: Path) -> None:
     limit = 4096 + logstore.BULK_BYTES + logstore.PAGE_BYTES  # the last fill, after a page alignment at most
     assert all(path.stat().st_size <= limit for path in files), [path.stat().st_size for path in files]
     assert b"".join(line.data + b"\n" for line in store.query("z.service")) == payload
+
+
+def test_identifier_once_per_pid_many_pids(tmp_path: Path) -> None:
+    """Past a few pids the announced pids move from a tuple to a set; each pid still gets one record."""
+    store = LogStore(tmp_path)
+    writer = store.writer("many.service")
+    pids = list(range(1000, 1012))
+    for _round in range(3):
+        for pid in pids:
+            writer.write(b"x\n", STDOUT, pid)
+    index = (tmp_path / "many.service.idx").read_bytes()
+    records = [RECORD.unpack_from(index, offset) for offset in range(0, len(index), RECORD.size)]
+    meta_pids = [pid for _offset, _time, _length, pid, flags in records if flags & META_FLAG]
+
+    assert sorted(meta_pids) == pids
+    assert len(store.tail("many.service", 0)) == 3 * len(pids)
