@@ -43,6 +43,11 @@ _LISTS = "dependencies"
 DEPENDENCY_KEYS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Upholds", "Conflicts", "Before",
                    "After", "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
                    "PropagatesStopTo", "StopPropagatedFrom", "JoinsNamespaceOf")
+_DEPENDENCY_KEY_SET = frozenset(DEPENDENCY_KEYS)
+# The old spelling of a key, mapped to the current one (the reverse of ALIASES).
+_CURRENT_SPELLING = {old: key for key, olds in ALIASES.items() for old in olds}
+# The keys _implicit() can add to, by unit type.
+_IMPLICIT_KEYS = {"service": ("Requires", "After", "Conflicts", "Before"), "target": ("Conflicts", "Before")}
 
 
 # Keys whose entries the loader extends (units/model.py, Unit.get()); every other list is empty unless written.
@@ -81,10 +86,21 @@ def _compute(unit: Unit, key: str, default_dependencies: bool) -> tuple[str, ...
 
 
 def _all_lists(unit: Unit) -> dict[str, tuple[str, ...]]:
-    """Return every list of DEPENDENCY_KEYS that is not empty for `unit`."""
+    """Return every list of DEPENDENCY_KEYS that is not empty for `unit`.
+
+    Only the keys that can have entries are computed: those written, those
+    the loader extends, and the implicit ones."""
     default_dependencies = unit.get("Unit", "DefaultDependencies") is not False
+    keys = {_CURRENT_SPELLING.get(name, name) for name in unit.settings.get("Unit") or ()}
+    keys &= _DEPENDENCY_KEY_SET
+    if unit.extra_wants:
+        keys.add("Wants")
+    if unit.extra_requires:
+        keys.add("Requires")
+    if default_dependencies:
+        keys.update(_IMPLICIT_KEYS.get(unit.kind, ()))
     lists = {}
-    for key in DEPENDENCY_KEYS:
+    for key in keys:
         names = _compute(unit, key, default_dependencies)
         if names:
             lists[key] = names
@@ -104,7 +120,7 @@ def dependencies(unit: Unit, key: str) -> tuple[str, ...]:
     found = lists.get(key)
     if found is not None:
         return found
-    if key in DEPENDENCY_KEYS:
+    if key in _DEPENDENCY_KEY_SET:
         return ()
     found = lists[key] = _compute(unit, key, unit.get("Unit", "DefaultDependencies") is not False)
     return found

@@ -94,3 +94,29 @@ def test_old_spelling_merged() -> None:
     web = unit("web.service", "[Unit]\nBindTo=db.service\n[Service]\nExecStart=/bin/true\n")
 
     assert dependencies(web, "BindsTo") == ("db.service",)
+
+
+def brute_force(unit_object) -> dict[str, tuple[str, ...]]:
+    """Every dependency list computed key by key, as the lookup did before it skipped unwritten keys."""
+    from unitmgr.manager import deps
+
+    default_dependencies = unit_object.get("Unit", "DefaultDependencies") is not False
+    computed = {key: deps._compute(unit_object, key, default_dependencies) for key in deps.DEPENDENCY_KEYS}
+    return {key: names for key, names in computed.items() if names}
+
+
+def test_skipped_keys_match_brute_force() -> None:
+    cases = [
+        unit("web.service", "[Unit]\nWants=db.service\nAfter=db.service\nBindTo=cache.service\n"
+                            "OnFailure=alert.service\n[Service]\nExecStart=/bin/true\n"),
+        unit("bare.service", "[Unit]\nDefaultDependencies=no\nRequires=x.service\n[Service]\nExecStart=/bin/true\n"),
+        unit("group.target", "[Unit]\nWants=a.service\nPartOf=other.target\n"),
+        unit("shutdown.target", "[Unit]\nDescription=Shutdown\n"),
+        unit("api.socket", "[Unit]\nBefore=sockets.target\n[Socket]\nListenStream=8080\n"),
+        unit("tick.timer", "[Unit]\nUpholds=tick.service\n[Timer]\nOnCalendar=daily\n"),
+    ]
+    for case in cases:
+        expected = brute_force(case)
+        for key in ("Wants", "Requires", "BindsTo", "After", "Before", "Conflicts", "PartOf", "OnFailure",
+                    "Upholds", "Requisite", "PropagatesStopTo"):
+            assert dependencies(case, key) == expected.get(key, ()), (case.name, key)

@@ -95,3 +95,15 @@ def test_directive_usage_counts(capsys):
         reason = lookup(section, key).reason
         rows = [line for line in doc.splitlines() if line.startswith(f"| `{key}=` |")]
         assert reason and any(f"not implemented: {reason}" in row for row in rows), key
+
+
+def test_dependency_lists_match_key_by_key():
+    """The manager's lists of every corpus unit equal a computation of each dependency key in turn."""
+    from unitmgr.manager import deps
+
+    for row in _rows():
+        unit = _load(row, substituted=True)
+        default_dependencies = unit.get("Unit", "DefaultDependencies") is not False
+        for key in deps.DEPENDENCY_KEYS:
+            expected = deps._compute(unit, key, default_dependencies)
+            assert deps.dependencies(unit, key) == expected, (row["saved_name"], key)
