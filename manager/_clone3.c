@@ -455,6 +455,31 @@ to_sigdef(PyObject *iterable, uint64_t *mask)
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* Blocks of finished children, kept for the next spawns: their stack pages are mapped
+ * already, which saves an mmap, a munmap (with its TLB flush on the other CPUs, where
+ * children may still run in this memory) and the next child's first page faults. At most
+ * MAX_SPARE_BLOCKS, and collect() unmaps them all. Changed with the GIL held. */
+#define MAX_SPARE_BLOCKS 4
+static struct block *spare;
+static int spare_count;
+
+/* Return a block with every pointer field NULL, or NULL when no memory could be mapped. */
+static struct block *
+take_block(void)
+{
+    struct block *block = spare;
+    if (block != NULL) {
+        spare = block->next;
+        spare_count--;
+        block->next = NULL;
+        return block;
+    }
+    /* Mapped rather than allocated: the child touches only the top pages of its stack, and
+     * munmap() gives them back at once, so children in flight leave the idle manager no RSS. */
+    block = mmap(NULL, sizeof(struct block), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return block == MAP_FAILED ? NULL : block;
+}
+
 static void
 free_block(struct block *block)
 {
@@ -462,7 +487,27 @@ free_block(struct block *block)
     PyMem_Free(block->envp);
     PyMem_Free(block->actions);
     Py_XDECREF(block->keep);
+    block->argv = block->envp = NULL;
+    block->actions = NULL;
+    block->keep = NULL;
+    if (spare_count < MAX_SPARE_BLOCKS) {
+        block->next = spare;
+        spare = block;
+        spare_count++;
+        return;
+    }
     munmap(block, sizeof(struct block));
+}
+
+static void
+unmap_spare_blocks(void)
+{
+    while (spare != NULL) {
+        struct block *block = spare;
+        spare = block->next;
+        munmap(block, sizeof(struct block));
+    }
+    spare_count = 0;
 }
 
 /* Free the blocks of children that have exec'd or exited. */
@@ -517,11 +562,8 @@ spawn(PyObject *module, PyObject *args)
     free_finished_blocks();
 
     PyObject *path = NULL, *argv_keep = NULL, *env_keep = NULL;
-    /* Mapped rather than allocated: the child touches only the top pages of its stack, and
-     * munmap() gives them back at once, so children in flight leave the idle manager no RSS. */
-    struct block *block = mmap(NULL, sizeof(struct block), PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (block == MAP_FAILED)
+    struct block *block = take_block();
+    if (block == NULL)
         return PyErr_NoMemory();
     if (!PyUnicode_FSConverter(path_arg, &path))
         goto error;
@@ -600,14 +642,15 @@ error:
 PyDoc_STRVAR(collect_doc,
 "collect() -> int\n\n"
 "Free what spawn() kept for children that have exec'd or exited since the\n"
-"last call (spawn() does this too); return how many children are still\n"
-"before their exec.");
+"last call (spawn() does this too, keeping a few blocks for the next spawns),\n"
+"unmap the kept blocks; return how many children are still before their exec.");
 
 static PyObject *
 collect(PyObject *module, PyObject *unused)
 {
     (void)module, (void)unused;
     free_finished_blocks();
+    unmap_spare_blocks();
     long count = 0;
     for (struct block *block = pending; block != NULL; block = block->next)
         count++;

@@ -653,3 +653,27 @@ def test_collect_frees_finished_children(cgroup_fd: int, leak_check: None) -> No
     assert all(exit_code(pid) == 0 for pid in pids)
     # Every child has exited, so the kernel has cleared every word: nothing is left in flight.
     assert _clone3.collect() == 0
+
+
+@needs_clone3
+def test_reused_blocks_keep_each_childs_arguments(cgroup_fd: int, leak_check: None) -> None:
+    """Children's blocks are reused by later spawns once free; every child still gets its own argv and env."""
+    read_fd, write_fd = os.pipe()
+    pids = []
+    try:
+        for number in range(60):
+            # Each child prints its argument and variable; waiting for one before the next makes its block free.
+            pid = _clone3.spawn("/bin/sh", ["sh", "-c", 'echo "$0 $MARK"', f"arg{number}"], [f"MARK=mark{number}"],
+                                [(DUP2, write_fd, 1)], [], cgroup_fd)
+            pids.append(pid)
+            if number % 3 == 0:
+                assert exit_code(pid) == 0
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as output:
+        lines = sorted(output.read().decode().split("\n")[:-1])
+    for pid in pids[1::3] + pids[2::3]:
+        assert exit_code(pid) == 0
+    assert lines == sorted(f"arg{number} mark{number}" for number in range(60))
+    # collect() unmaps the kept blocks; no child is before its exec any more.
+    assert _clone3.collect() == 0
