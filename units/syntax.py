@@ -43,11 +43,10 @@ class LexResult:
 
 
 def _ends_with_continuation(line: str) -> bool:
-    """Return whether `line` ends in an unescaped backslash."""
-    escaped = False
-    for char in line:
-        escaped = (not escaped) if char == "\\" else False
-    return escaped
+    """Return whether `line` ends in an unescaped backslash: an odd number of backslashes at its end."""
+    if not line.endswith("\\"):
+        return False
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
