@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from unitmgr.manager import logstore
 from unitmgr.manager.deps import dependencies, target_member_order
 from unitmgr.manager.states import ActiveState
 from unitmgr.manager.unitbase import Job, UnitRuntime
@@ -141,7 +142,8 @@ def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
-# A start transaction of this many units holds back the manager's log lines until it is done.
+# A start transaction of this many units holds back the manager's log lines until it is done,
+# for logstore.HOLD_SECONDS at most.
 BULK_START_UNITS = 32
 
 
@@ -234,8 +236,7 @@ class Transactions:
         everything.add_done_callback(self._background.discard)
         if len(units) >= BULK_START_UNITS:
             # Spawning comes first; the units' MANAGER lines are stored after (logstore.py).
-            self.manager.logs.hold_messages()
-            everything.add_done_callback(lambda _done: self.manager.logs.release_messages())
+            self._hold_manager_lines(everything, len(units))
         # Reply once the requested units' jobs are done. Pulled-in units may still be starting.
         requested = [futures[name] for name in names if name in futures]
         if requested:
@@ -243,6 +244,31 @@ class Transactions:
         else:
             await asyncio.shield(everything)
         return {name: future.result() for name, future in futures.items() if future.done()}
+
+    def _hold_manager_lines(self, everything: asyncio.Future, count: int) -> None:
+        """Hold the manager's log lines until `everything` is done, or for logstore.HOLD_SECONDS if that comes first.
+
+        A start that never finishes (Type=notify without READY=1 and with
+        TimeoutStartSec=infinity) would otherwise hold every later line of
+        every unit for as long as the manager runs."""
+        logs = self.manager.logs
+        logs.hold_messages()
+        released = False
+
+        def release(_done: object = None) -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            timer.cancel()
+            everything.remove_done_callback(release)
+            if not everything.done():
+                log.debug("storing the manager's held lines: the start of %d units still runs after %g s",
+                          count, logstore.HOLD_SECONDS)
+            logs.release_messages()
+
+        timer = self.manager.loop.call_later(logstore.HOLD_SECONDS, release)
+        everything.add_done_callback(release)
 
     async def _start_one(self, runtime: UnitRuntime, befores: set[str], futures: dict[str, asyncio.Future[str]],
                          units: dict[str, UnitRuntime], stops_seen: int) -> str:
