@@ -9,9 +9,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unitmgr.manager import paths as paths_module
 from unitmgr.manager.lock import AlreadyRunning, LockHolder, ManagerLock
+
+if TYPE_CHECKING:
+    from unitmgr.manager.preload import Preload
 
 log = logging.getLogger("unitmgr")
 
@@ -103,17 +107,10 @@ def run_manager(args: argparse.Namespace) -> int:
     # it out saves about 4 MB of RSS (measured by bench/, S2).
     if "ssl" not in sys.modules:
         sys.modules["ssl"] = None  # type: ignore[assignment]
-    # Imported here, after the line above: asyncio imports ssl as it loads.
-    import asyncio
-
-    from unitmgr.manager.container import ExitPolicy, container_paths, is_pid1
-    from unitmgr.manager.daemon import Manager
-    from unitmgr.manager.detach import signal_ready, start_detached, take_ready_fd
-    from unitmgr.manager.keys import KeyFileError
-    from unitmgr.manager.leftovers import stop_leftovers
-    from unitmgr.manager.notify import NotifySocketError
+    from unitmgr.manager import preload as preload_module
+    from unitmgr.manager.container import container_paths, is_pid1
+    from unitmgr.manager.detach import start_detached, take_ready_fd
     from unitmgr.manager.paths import UnsafeDirectoryError, ensure_private_dir
-    from unitmgr.manager.server import ControlServerError
 
     setup_logging(args.log_level)
     paths = paths_module.resolve()
@@ -143,6 +140,31 @@ def run_manager(args: argparse.Namespace) -> int:
         return start_detached(argv, paths.manager_log)
     ready_fd = take_ready_fd()
     dirs = unit_dirs(args, paths)
+    # Before the imports below, so that the child reads the unit files while they load.
+    preload = preload_module.start(dirs, paths.config_file)
+    try:
+        return _run_locked(args, paths, dirs, container, lock, state_lock, ready_fd, preload)
+    finally:
+        if preload is not None:
+            preload.discard()
+
+
+def _run_locked(args: argparse.Namespace, paths: paths_module.Paths, dirs: list[Path], container: bool,
+                lock: ManagerLock, state_lock: ManagerLock, ready_fd: int | None,
+                preload: Preload | None) -> int:
+    """Take both locks and run the manager until it stops; return its exit status."""
+    # Imported here, after run_manager() blocked ssl: asyncio imports ssl as it loads.
+    import asyncio
+
+    from unitmgr.manager.container import ExitPolicy, attach_stdout_copy
+    from unitmgr.manager.daemon import Manager
+    from unitmgr.manager.detach import signal_ready
+    from unitmgr.manager.keys import KeyFileError
+    from unitmgr.manager.leftovers import stop_leftovers
+    from unitmgr.manager.notify import NotifySocketError
+    from unitmgr.manager.paths import UnsafeDirectoryError
+    from unitmgr.manager.server import ControlServerError
+
     try:
         lock.acquire(dirs)
     except AlreadyRunning as exc:
@@ -165,13 +187,11 @@ def run_manager(args: argparse.Namespace) -> int:
         stop_leftovers(lock.previous_pid, str(paths.runtime))
 
     async def main() -> int:
-        manager = Manager(paths, dirs, args.listen)
+        manager = Manager(paths, dirs, args.listen, preload=preload)
         manager.use_cgroups = not args.no_cgroups
         manager.exit_code = args.exit_code
         manager.listeners.append(ExitPolicy(manager, args.exit_code))
         if args.log_to_stdout or (container and args.log_to_stdout is None):
-            from unitmgr.manager.container import attach_stdout_copy
-
             attach_stdout_copy(manager)
         await manager.run(ready=(lambda: signal_ready(ready_fd)) if ready_fd is not None else None)
         return manager.exit_code

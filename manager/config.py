@@ -19,7 +19,6 @@ from typing import Any
 
 from unitmgr.manager.crashloop import CrashLoopPolicy
 from unitmgr.manager.logconfig import LogConfigError, parse_keep_files, parse_max_bytes
-from unitmgr.manager.server import ControlServerError, check_listen_endpoint
 from unitmgr.units.defaults import ManagerDefaults
 from unitmgr.units.model import Diagnostic
 from unitmgr.units.quoting import split_words
@@ -90,6 +89,9 @@ def _parse_environment(text: str) -> dict[str, str]:
 
 
 def _parse_endpoints(text: str) -> list[str]:
+    # Imported here: the server module imports pyzmq, which the unit preload (preload.py) does not need.
+    from unitmgr.manager.server import ControlServerError, check_listen_endpoint
+
     endpoints = text.split()
     for endpoint in endpoints:
         try:

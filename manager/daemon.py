@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager import reaper as reaper_module
 from unitmgr.manager.config import load_manager_config
@@ -40,6 +40,9 @@ from unitmgr.units.model import Unit
 from unitmgr.units.names import complete_name
 from unitmgr.units.specifiers import SpecifierContext
 
+if TYPE_CHECKING:
+    from unitmgr.manager.preload import Preload
+
 log = logging.getLogger(__name__)
 
 BOOT_TARGET = "default.target"
@@ -48,7 +51,8 @@ GC_PAUSE_SECONDS = 5.0
 
 
 class Manager:
-    def __init__(self, paths: Paths, unit_dirs: list[Path], listen: list[str] | None = None):
+    def __init__(self, paths: Paths, unit_dirs: list[Path], listen: list[str] | None = None,
+                 preload: Preload | None = None):
         self.paths = paths
         self.unit_dirs = unit_dirs
         self.listen = list(listen or [])
@@ -56,6 +60,8 @@ class Manager:
         self.loop = asyncio.get_running_loop()
         # unitmgr.conf's [Manager] section (config.py): unit defaults, environment, endpoints.
         self.config = load_manager_config(paths.config_file)
+        # The units a second process is loading meanwhile (preload.py), taken by boot().
+        self.preload = preload
         log_config_diagnostics(self.config)
         self.listen += [e for e in self.config.listen if e not in self.listen]
         self.base_env = {**os.environ, **self.config.environment}
@@ -203,6 +209,8 @@ class Manager:
         reaper_module.set_subreaper()
         self.reaper = reaper_module.Reaper(self.loop)
         self.reaper.install()
+        if self.preload is not None:
+            self.reaper.watch(self.preload.pid, self.preload.child_exited)
         from unitmgr.manager.deps import DependencyReactions
         from unitmgr.manager.notifyrouting import NotifyRouter, notify_address
 
@@ -240,7 +248,15 @@ class Manager:
 
     async def boot(self) -> None:
         """Start default.target and everything it wants."""
-        results = await self.transactions.start([BOOT_TARGET])
+        if self.preload is not None:
+            adopted = self.preload.take(self.loader)
+            self.reaper.unwatch(self.preload.pid)
+            log.debug("took %d units from the preload (pid %d)", adopted, self.preload.pid)
+            self.preload = None
+        try:
+            results = await self.transactions.start([BOOT_TARGET])
+        finally:
+            self.loader.drop_adopted()
         failed = sorted(name for name, result in results.items() if result not in ("done", "skipped"))
         if failed:
             log.warning("boot finished; failed to start: %s", ", ".join(failed))

@@ -89,6 +89,10 @@ class Reaper:
         loop iteration, so the exit cannot be reaped first."""
         self._watchers[pid] = callback
 
+    def unwatch(self, pid: int) -> None:
+        """Stop watching `pid`, which the caller has reaped itself."""
+        self._watchers.pop(pid, None)
+
     def is_watched(self, pid: int) -> bool:
         return pid in self._watchers
 

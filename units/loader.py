@@ -163,10 +163,13 @@ class UnitLoader:
         self._stamp: _ListingStamp | None = None
         # Counts the directory listings taken, so callers can tell when names() changed.
         self.listing_generation = 0
+        # Units another process loaded with this loader's settings (manager/preload.py), taken by load().
+        self._adopted: dict[str, Unit] = {}
 
     def invalidate(self) -> None:
         """Drop every cached unit, directory listing and name list (daemon-reload)."""
         self._cache.clear()
+        self._adopted.clear()
         self._missing.clear()
         self._drop_listing()
 
@@ -230,6 +233,20 @@ class UnitLoader:
                     if target is not None and entry not in self._aliases.get(target, []):
                         self._aliases.setdefault(target, []).append(entry)
         return self._aliases
+
+    def listing(self) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+        """Return the current directory listing, comparable with another loader's: (path, entries, links)."""
+        return tuple((str(d.path), frozenset(d.entries), frozenset(d.links)) for d in self._directories())
+
+    def adopt(self, units: dict[str, Unit]) -> None:
+        """Take `units`, loaded elsewhere with this loader's search path, context and defaults, for load().
+
+        The caller checks that the files have not changed since (manager/preload.py)."""
+        self._adopted = dict(units)
+
+    def drop_adopted(self) -> None:
+        """Forget the adopted units that load() has not returned yet."""
+        self._adopted = {}
 
     def names(self) -> list[str]:
         """Return every unit file name in the search path (templates included) and the built-ins.
@@ -326,6 +343,10 @@ class UnitLoader:
                 return cached
         elif name in self._missing and not self.refresh_listing():
             return _not_found(name)
+        adopted = self._adopted.pop(name, None)
+        if adopted is not None:
+            self._cache[name] = adopted
+            return adopted
         listed_before = self._index is not None
         unit = self._load_uncached(name, seen=set())
         # A listing taken by this very call is current, so only an older one is checked.
