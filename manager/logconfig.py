@@ -21,13 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unitmgr.manager.logstore import DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, UnitLogOptions
 from unitmgr.units.values import UnitValueError, parse_int, parse_size
 
 if TYPE_CHECKING:
     from unitmgr.manager.daemon import Manager
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_KEEP_FILES = 4
+
+
+@dataclass(frozen=True)
+class UnitLogOptions:
+    """The log settings of one unit: rotation size, files kept, syslog identifier ("" for comm)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    keep_files: int = DEFAULT_KEEP_FILES
+    identifier: str = ""
 
 MIN_MAX_BYTES = 4096
 UNIT_MAX_BYTES = "X-Unitmgr-LogMaxBytes"

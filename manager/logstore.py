@@ -49,9 +49,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+# The defaults and per-unit options live in logconfig.py, which the unit preload imports without the store.
+from unitmgr.manager.logconfig import DEFAULT_KEEP_FILES, DEFAULT_MAX_BYTES, UnitLogOptions
 from unitmgr.manager.logformat import (  # noqa: F401 - re-exported for the users of the store
     EOF_FLAG,
     MANAGER,
@@ -71,8 +72,6 @@ from unitmgr.manager.splicestage import SpliceStage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
-DEFAULT_KEEP_FILES = 4
 # Seconds between checks that the log files still have their names.
 CHECK_INTERVAL = 0.2
 # How many announced pids of one file are kept in a tuple before a set (UnitLog._announce()).
@@ -94,15 +93,6 @@ CLOSE_WAIT_SECONDS = 2.0
 # Older files read to continue a line that rotation split. A line spread over
 # more files comes back with extra piece boundaries, but with its exact bytes.
 MAX_CARRY_FILES = 32
-
-
-@dataclass(frozen=True)
-class UnitLogOptions:
-    """The log settings of one unit: rotation size, files kept, syslog identifier ("" for comm)."""
-
-    max_bytes: int = DEFAULT_MAX_BYTES
-    keep_files: int = DEFAULT_KEEP_FILES
-    identifier: str = ""
 
 
 def process_name(pid: int) -> str:

@@ -117,7 +117,7 @@ class Preload:
         """Wait for the child and give `loader` the units still current; return how many."""
         import pickle
 
-        from unitmgr.manager.unitbase import file_stamps
+        from unitmgr.units.loader import file_stamps
 
         try:
             payload = self._receive()
@@ -181,8 +181,7 @@ def _run_child(write_fd: int, unit_dirs: list[Path], config_file: Path) -> NoRet
         import pickle
 
         from unitmgr.manager.config import load_manager_config
-        from unitmgr.manager.unitbase import file_stamps
-        from unitmgr.units.loader import UnitLoader
+        from unitmgr.units.loader import UnitLoader, file_stamps
         from unitmgr.units.specifiers import SpecifierContext
 
         config = load_manager_config(config_file)

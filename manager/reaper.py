@@ -8,12 +8,17 @@ asyncio subprocesses): an exit status read by the wrong party is lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only for annotations: states.py imports this module, and the manager's command line
+    # imports states.py before it forks the unit preload (preload.py), without asyncio.
+    import asyncio
 
 log = logging.getLogger(__name__)
 

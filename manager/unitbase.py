@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager.states import ActiveState
 from unitmgr.manager.unitmessages import announce_state
+from unitmgr.units.loader import file_stamps
 from unitmgr.units.model import Unit
 
 if TYPE_CHECKING:
@@ -144,28 +143,6 @@ class UnitRuntime:
             "changed_on_disk": self.check_changed_on_disk(),
             "warnings": [str(d) for d in unit.diagnostics],
         }
-
-
-def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[int, ...]:
-    """Return the modification times of a unit's fragment, drop-ins and drop-in folders (0 when missing).
-
-    The paths are left out because they follow from `unit` and `unit_dirs`. So two results
-    for the same definition compare time by time, and each runtime keeps only numbers."""
-    paths = [unit.fragment_path or "", *unit.dropin_paths]
-    for directory in unit_dirs:
-        paths.append(os.path.join(directory, f"{unit.name}.d"))
-        if unit.fragment_path is None:
-            # A unit without a file yet: creating one is a change.
-            paths.append(os.path.join(directory, unit.name))
-    stamps = []
-    for path in paths:
-        if not path or path.startswith("<"):
-            continue
-        try:
-            stamps.append(os.stat(path).st_mtime_ns)
-        except OSError:
-            stamps.append(0)
-    return tuple(stamps)
 
 
 class TargetRuntime(UnitRuntime):

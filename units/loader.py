@@ -123,6 +123,28 @@ def _directory_mtimes(search_path: list[Path]) -> tuple[int | None, ...]:
     return tuple(mtimes)
 
 
+def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[int, ...]:
+    """Return the modification times of a unit's fragment, drop-ins and drop-in folders (0 when missing).
+
+    The paths are left out because they follow from `unit` and `unit_dirs`. So two results
+    for the same definition compare time by time, and each runtime keeps only numbers."""
+    paths = [unit.fragment_path or "", *unit.dropin_paths]
+    for directory in unit_dirs:
+        paths.append(os.path.join(directory, f"{unit.name}.d"))
+        if unit.fragment_path is None:
+            # A unit without a file yet: creating one is a change.
+            paths.append(os.path.join(directory, unit.name))
+    stamps = []
+    for path in paths:
+        if not path or path.startswith("<"):
+            continue
+        try:
+            stamps.append(os.stat(path).st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
 def _read_text(path: Path) -> str:
     return read_limited(path).decode("utf-8", "replace")
 
