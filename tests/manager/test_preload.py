@@ -60,22 +60,26 @@ def test_preloaded_units_equal_loaded_ones(tmp_path: Path) -> None:
         assert loader.load(name) == fresh.load(name), name
 
 
-@needs_two_cpus
-def test_changed_file_loaded_again(tmp_path: Path) -> None:
+def finished_preload(tmp_path: Path) -> tuple[Path, Path, preload.Preload]:
+    """Start a preload of 80 units and wait for its result, so that later changes surely come after its reads."""
     units = tmp_path / "units"
     write_units(units, 80)
     config_file = tmp_path / "unitmgr.conf"
     running = preload.start([units], config_file)
     assert running is not None
-    loader = manager_loader([units], config_file)
-    # Wait for the child's result before the change, so it surely read the old text.
-    payload_ready = running._receive
-    result = payload_ready()
+    result = running._receive()
     running._receive = lambda: result  # type: ignore[method-assign]
+    return units, config_file, running
+
+
+@needs_two_cpus
+def test_changed_file_loaded_again(tmp_path: Path) -> None:
+    units, config_file, running = finished_preload(tmp_path)
     changed = units / "p005.service"
     changed.write_text("[Unit]\nDescription=Changed\n[Service]\nExecStart=/bin/true\n")
     stamp = changed.stat().st_mtime_ns + 5_000_000_000
     os.utime(changed, ns=(stamp, stamp))
+    loader = manager_loader([units], config_file)
 
     running.take(loader)
 
@@ -85,13 +89,7 @@ def test_changed_file_loaded_again(tmp_path: Path) -> None:
 
 @needs_two_cpus
 def test_new_file_discards_the_preload(tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_units(units, 80)
-    config_file = tmp_path / "unitmgr.conf"
-    running = preload.start([units], config_file)
-    assert running is not None
-    result = running._receive()
-    running._receive = lambda: result  # type: ignore[method-assign]
+    units, config_file, running = finished_preload(tmp_path)
     write_unit(units, "late.service", "[Service]\nExecStart=/bin/true\n")
     loader = manager_loader([units], config_file)
 
@@ -103,13 +101,7 @@ def test_new_file_discards_the_preload(tmp_path: Path) -> None:
 
 @needs_two_cpus
 def test_other_config_discards_the_preload(tmp_path: Path) -> None:
-    units = tmp_path / "units"
-    write_units(units, 80)
-    config_file = tmp_path / "unitmgr.conf"
-    running = preload.start([units], config_file)
-    assert running is not None
-    result = running._receive()
-    running._receive = lambda: result  # type: ignore[method-assign]
+    units, config_file, running = finished_preload(tmp_path)
     config_file.write_text("[Manager]\nDefaultRestartSec=7\n")
     loader = manager_loader([units], config_file)
 
