@@ -117,7 +117,7 @@ class Preload:
         """Wait for the child and give `loader` the units still current; return how many."""
         import pickle
 
-        from unitmgr.units.loader import file_stamps
+        from unitmgr.units.loader import CHECKED_STAMPS, file_stamps
 
         try:
             payload = self._receive()
@@ -136,6 +136,9 @@ class Preload:
             valid = checked.get(id(unit))
             if valid is None:
                 valid = checked[id(unit)] = stamps[name] == file_stamps(unit, self.unit_dirs)
+                if valid:
+                    # The runtime made for this unit takes these rather than stat the files again.
+                    unit.derived[CHECKED_STAMPS] = stamps[name]
             if valid:
                 current[name] = unit
         loader.adopt(current)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from unitmgr.manager.states import ActiveState
 from unitmgr.manager.unitmessages import announce_state
-from unitmgr.units.loader import file_stamps
+from unitmgr.units.loader import file_stamps, stamps_on_load
 from unitmgr.units.model import Unit
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class UnitRuntime:
         self.stop_requests = 0
         # $MONITOR_* for the next start, set when OnFailure=/OnSuccess= starts this unit (deps.py).
         self.monitor_env: dict[str, str] = {}
-        self.file_stamps = file_stamps(unit, manager.unit_dirs)
+        self.file_stamps = stamps_on_load(unit, manager.unit_dirs)
 
     def reload_definition(self, unit: Unit) -> None:
         """Take the definition `daemon-reload` read; running processes are not touched."""

@@ -145,6 +145,16 @@ def file_stamps(unit: Unit, unit_dirs: list[Path]) -> tuple[int, ...]:
     return tuple(stamps)
 
 
+# The key in Unit.derived of the stamps a unit preload has just checked (manager/preload.py).
+CHECKED_STAMPS = "checked_stamps"
+
+
+def stamps_on_load(unit: Unit, unit_dirs: list[Path]) -> tuple[int, ...]:
+    """Return file_stamps() of a unit just loaded, taking once the stamps a preload checked instead of new stats."""
+    checked = unit.derived.pop(CHECKED_STAMPS, None)
+    return checked if checked is not None else file_stamps(unit, unit_dirs)
+
+
 def _read_text(path: Path) -> str:
     return read_limited(path).decode("utf-8", "replace")
 
