@@ -455,10 +455,11 @@ to_sigdef(PyObject *iterable, uint64_t *mask)
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* Blocks of finished children, kept for the next spawns: their stack pages are mapped
- * already, which saves an mmap, a munmap (with its TLB flush on the other CPUs, where
- * children may still run in this memory) and the next child's first page faults. At most
- * MAX_SPARE_BLOCKS, and collect() unmaps them all. Changed with the GIL held. */
+/* Blocks of finished children, kept for the next spawns. Their stack pages are mapped
+ * already, so reuse saves an mmap, a munmap and the next child's first page faults. The
+ * munmap would also flush the TLB of the other CPUs, where children may still run in this
+ * memory. At most MAX_SPARE_BLOCKS are kept, and collect() unmaps them all. Changed with
+ * the GIL held. */
 #define MAX_SPARE_BLOCKS 4
 static struct block *spare;
 static int spare_count;

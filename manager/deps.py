@@ -44,8 +44,6 @@ DEPENDENCY_KEYS = ("Wants", "Requires", "Requisite", "BindsTo", "PartOf", "Uphol
                    "After", "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
                    "PropagatesStopTo", "StopPropagatedFrom", "JoinsNamespaceOf")
 _DEPENDENCY_KEY_SET = frozenset(DEPENDENCY_KEYS)
-# The old spelling of a key, mapped to the current one (the reverse of ALIASES).
-_CURRENT_SPELLING = {old: key for key, olds in ALIASES.items() for old in olds}
 # The keys _implicit() can add to, by unit type.
 _IMPLICIT_KEYS = {"service": ("Requires", "After", "Conflicts", "Before"), "target": ("Conflicts", "Before")}
 
@@ -91,8 +89,8 @@ def _all_lists(unit: Unit) -> dict[str, tuple[str, ...]]:
     Only the keys that can have entries are computed: those written, those
     the loader extends, and the implicit ones."""
     default_dependencies = unit.get("Unit", "DefaultDependencies") is not False
-    keys = {_CURRENT_SPELLING.get(name, name) for name in unit.settings.get("Unit") or ()}
-    keys &= _DEPENDENCY_KEY_SET
+    # The parser stores old spellings (BindTo=) under the current key.
+    keys = set(_DEPENDENCY_KEY_SET.intersection(unit.settings.get("Unit") or ()))
     if unit.extra_wants:
         keys.add("Wants")
     if unit.extra_requires:
@@ -110,9 +108,10 @@ def _all_lists(unit: Unit) -> dict[str, tuple[str, ...]]:
 def dependencies(unit: Unit, key: str) -> tuple[str, ...]:
     """Return the units `unit` names under `key`, with the implicit ones, computed once per unit definition.
 
-    A start of one service reads about 20 of these lists. All of DEPENDENCY_KEYS
-    are computed at the first call, and only the lists that are not empty are
-    kept: a dict of every key took about 1 KB per unit.
+    A start of one service reads about 20 of these lists. The first call
+    computes every list the unit can have (_all_lists()) and keeps only those
+    that are not empty, because a dict entry for every key read took about
+    1 KB per unit.
     """
     lists = unit.derived.get(_LISTS)
     if lists is None:

@@ -149,7 +149,7 @@ class ServiceRuntime(UnitRuntime):
         self.main_exit: ExitStatus | None = None
         self.main_exited: asyncio.Future[ExitStatus] | None = None
         # Replaced, never changed in place, so services without control processes share one
-        # empty frozenset (CPython 3.10 and later allocate 216 bytes for each frozenset()).
+        # empty frozenset (CPython 3.11 allocates 216 bytes for each frozenset(), measured).
         self.control_pids: frozenset[int] = NO_PIDS
         self.control_records: list[ControlRecord] = []
         self.n_restarts = 0

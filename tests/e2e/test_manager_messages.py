@@ -140,7 +140,7 @@ def test_start_failure_names_directory(make_manager, tmp_path: Path) -> None:
 
 
 def test_bulk_boot_stores_every_units_lines(make_manager, tmp_path: Path) -> None:
-    """A boot of 40 units holds the manager's lines back while it spawns (logstore.py), then stores them all."""
+    """A boot of 40 units keeps the manager's lines queued while it spawns (logstore.py), then stores them all."""
     units = tmp_path / "units"
     count = 40
     for number in range(count):
